@@ -1,0 +1,130 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf3dgan import config as config_lib
+from tf3dgan.models import GAN3D, Discriminator, Generator
+from tf3dgan.models.gan import METRIC_NAMES, build_gan
+
+
+def _smoke_gan(**train_overrides):
+    keras.utils.set_random_seed(0)
+    cfg = config_lib.SMOKE.replace(**train_overrides)
+    return build_gan(cfg.model, cfg.train)
+
+
+def _real_batch(batch_size=4, resolution=16, seed=0):
+    return (np.random.default_rng(seed).random((batch_size,) + (resolution,) * 3) > 0.7).astype("float32")
+
+
+def _snapshot(variables):
+    return [np.array(v.numpy(), copy=True) for v in variables]
+
+
+def _train_one_batch(gan, batch):
+    dataset = tf.data.Dataset.from_tensors(batch)
+    return gan.fit(dataset, epochs=1, steps_per_epoch=1, verbose=0, shuffle=False).history
+
+
+def test_closed_gate_leaves_discriminator_and_its_optimizer_untouched():
+    gan = _smoke_gan()
+    gan.d_gate_open.assign(False)
+    d_weights = _snapshot(gan.discriminator.trainable_weights)
+    d_optimizer_state = _snapshot(gan.d_optimizer.variables)
+    g_weights = _snapshot(gan.generator.trainable_weights)
+
+    history = _train_one_batch(gan, _real_batch())
+
+    assert history["d_update_rate"] == [0.0]
+    for before, variable in zip(d_weights, gan.discriminator.trainable_weights):
+        np.testing.assert_array_equal(before, variable.numpy(), err_msg=variable.path)
+    for before, variable in zip(d_optimizer_state, gan.d_optimizer.variables):
+        np.testing.assert_array_equal(before, variable.numpy(), err_msg=variable.path)
+    assert int(gan.d_optimizer.iterations.numpy()) == 0
+    # The generator still learns.
+    assert any(not np.array_equal(b, v.numpy()) for b, v in zip(g_weights, gan.generator.trainable_weights))
+    assert int(gan.g_optimizer.iterations.numpy()) == 1
+
+
+def test_open_gate_updates_the_discriminator():
+    gan = _smoke_gan()
+    d_weights = _snapshot(gan.discriminator.trainable_weights)
+    history = _train_one_batch(gan, _real_batch())
+    assert history["d_update_rate"] == [1.0]
+    assert int(gan.d_optimizer.iterations.numpy()) == 1
+    assert all(not np.array_equal(b, v.numpy()) for b, v in zip(d_weights, gan.discriminator.trainable_weights))
+
+
+@pytest.mark.parametrize("threshold", [0.0, 1.0])
+def test_gate_follows_the_accuracy_on_the_previous_batch(threshold):
+    gan = _smoke_gan(d_accuracy_threshold=threshold)
+    history = _train_one_batch(gan, _real_batch())
+    accuracy = (history["d_real_accuracy"][0] + history["d_fake_accuracy"][0]) / 2
+    assert bool(gan.d_gate_open.numpy()) == (accuracy <= threshold)
+    assert int(gan.step_counter.numpy()) == 1
+
+
+def test_metrics_are_the_documented_ones():
+    gan = _smoke_gan()
+    history = _train_one_batch(gan, _real_batch())
+    assert sorted(history) == sorted(METRIC_NAMES)
+    assert all(np.isfinite(v[0]) for v in history.values())
+
+
+@pytest.mark.parametrize("prior", ["uniform", "normal"])
+def test_training_noise_and_sampling_noise_come_from_the_same_prior(prior):
+    generator = Generator(resolution=16, latent_dim=64, base_filters=4)
+    discriminator = Discriminator(resolution=16, base_filters=4)
+    gan = GAN3D(generator, discriminator, prior=prior)
+    training_z = gan._replica_latents(0, 256, 256, 0).numpy()
+    sampling_z = gan.sample_latent(256, seed=5).numpy()
+    for z in (training_z, sampling_z):
+        if prior == "uniform":
+            assert z.min() >= 0.0 and z.max() <= 1.0
+            assert z.mean() == pytest.approx(0.5, abs=0.01)
+        else:
+            assert z.mean() == pytest.approx(0.0, abs=0.01)
+            assert z.std() == pytest.approx(0.33, abs=0.01)
+
+
+def test_noise_depends_on_the_step_not_on_the_replica_split():
+    gan = GAN3D(Generator(resolution=16, latent_dim=8, base_filters=4),
+                Discriminator(resolution=16, base_filters=4))
+    whole = gan._replica_latents(0, 8, 8, 0).numpy()
+    halves = np.concatenate([gan._replica_latents(0, 4, 8, i).numpy() for i in (0, 1)])
+    np.testing.assert_array_equal(whole, halves)
+    gan.step_counter.assign(1)
+    assert not np.array_equal(whole, gan._replica_latents(0, 8, 8, 0).numpy())
+
+
+def test_batchnorm_moving_statistics_are_learned_and_used_at_inference():
+    gan = _smoke_gan()
+    before = _snapshot(gan.generator.non_trainable_weights)
+    _train_one_batch(gan, _real_batch())
+    after = _snapshot(gan.generator.non_trainable_weights)
+    assert all(not np.allclose(b, a) for b, a in zip(before, after))
+    z = gan.sample_latent(4, seed=0)
+    inference = gan.generator(z, training=False).numpy()
+    np.testing.assert_array_equal(inference, gan.generator(z, training=False).numpy())
+    # training=False must not touch the statistics.
+    assert all(np.array_equal(a, w.numpy()) for a, w in zip(after, gan.generator.non_trainable_weights))
+
+
+def test_mismatched_resolutions_are_refused():
+    with pytest.raises(ValueError, match="generator makes 16\\^3 grids but the discriminator reads 32\\^3"):
+        GAN3D(Generator(resolution=16, latent_dim=8, base_filters=4), Discriminator(resolution=32, base_filters=4))
+
+
+def test_unknown_prior_is_refused():
+    with pytest.raises(ValueError, match="prior='gaussian' is not supported"):
+        GAN3D(Generator(resolution=16, latent_dim=8, base_filters=4),
+              Discriminator(resolution=16, base_filters=4), prior="gaussian")
+
+
+def test_get_config_round_trips():
+    gan = GAN3D(Generator(resolution=16, latent_dim=8, base_filters=4),
+                Discriminator(resolution=16, base_filters=4), prior="normal", d_accuracy_threshold=0.7, seed=3)
+    config = gan.get_config()
+    clone = GAN3D.from_config(config)
+    assert clone.get_config() == config

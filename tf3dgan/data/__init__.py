@@ -1,0 +1,1 @@
+"""Datasets, loaders and rendering for voxel grids."""

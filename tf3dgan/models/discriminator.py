@@ -1,0 +1,100 @@
+"""The 3D-GAN discriminator: a voxel grid -> one real/fake logit."""
+
+from __future__ import annotations
+
+import keras
+
+from tf3dgan.models import layout
+
+
+@keras.saving.register_keras_serializable(package="tf3dgan")
+class Discriminator(keras.Model):
+    """Mirror image of the generator, as in Wu et al. (2016).
+
+    Four bias-free volumetric convolutions (kernel 4, stride 2, 'same') with
+    widths 64-128-256-512 in the paper, LeakyReLU(0.2), BatchNorm after every
+    one but the first (the DCGAN convention: normalizing the input layer makes
+    training unstable), and a fifth convolution that maps the seed grid to one
+    logit ('valid').
+
+    Args:
+        resolution: Input grid edge: 64 (paper), 32 or 16.
+        base_filters: Width of the first layer (64 in the paper).
+        synchronized_batchnorm: Compute BatchNorm statistics over the global batch
+            under a distribution strategy.
+        **kwargs: Passed to `keras.Model` (name, dtype).
+
+    Call arguments:
+        voxels: float [batch, resolution, resolution, resolution], values in [0, 1].
+        training: BatchNorm mode, as for the generator.
+
+    Returns:
+        float32 logits [batch, 1].
+    """
+
+    def __init__(self, resolution=64, base_filters=64, synchronized_batchnorm=True, **kwargs):
+        super().__init__(**kwargs)
+        layout.check_resolution(resolution)
+        self.resolution = resolution
+        self.base_filters = base_filters
+        self.synchronized_batchnorm = synchronized_batchnorm
+
+        self.add_channel = keras.layers.Reshape((resolution,) * 3 + (1,), name="add_channel")
+        self.hidden_blocks = []
+        for index, filters in enumerate(layout.discriminator_widths(base_filters)):
+            conv = keras.layers.Conv3D(
+                filters, kernel_size=layout.KERNEL_SIZE, strides=2, padding="same",
+                use_bias=False, name=f"conv{index + 1}",
+            )
+            batchnorm = None if index == 0 else keras.layers.BatchNormalization(
+                momentum=0.9, synchronized=synchronized_batchnorm, name=f"bn{index + 1}"
+            )
+            self.hidden_blocks.append((conv, batchnorm, keras.layers.LeakyReLU(0.2, name=f"lrelu{index + 1}")))
+        self.output_conv = keras.layers.Conv3D(
+            1, kernel_size=layout.seed_size(resolution), padding="valid",
+            use_bias=False, name=f"conv{len(self.hidden_blocks) + 1}",
+        )
+        self.to_logit = keras.layers.Reshape((1,), dtype="float32", name="logit")
+
+    @property
+    def conv_layers(self) -> list:
+        """The five convolutions, input to output."""
+        return [block[0] for block in self.hidden_blocks] + [self.output_conv]
+
+    def build(self, input_shape=None):
+        self.call(keras.ops.zeros((1,) + (self.resolution,) * 3), training=False)
+
+    def _hidden_responses(self, voxels, training):
+        x = self.add_channel(voxels)
+        responses = []
+        for conv, batchnorm, activation in self.hidden_blocks:
+            x = conv(x)
+            if batchnorm is not None:
+                x = batchnorm(x, training=training)
+            x = activation(x)
+            responses.append(x)
+        return responses
+
+    def call(self, voxels, training=False):
+        last_hidden = self._hidden_responses(voxels, training)[-1]
+        return self.to_logit(self.output_conv(last_hidden))
+
+    def features(self, voxels, training=False):
+        """Responses of the 2nd, 3rd and 4th convolution layers (after activation).
+
+        These are the paper's recognition features before pooling: at 64^3,
+        [batch, 16, 16, 16, 128], [batch, 8, 8, 8, 256] and [batch, 4, 4, 4, 512].
+
+        Returns:
+            A list of three float tensors, channels last.
+        """
+        return self._hidden_responses(voxels, training)[1:4]
+
+    def get_config(self):
+        return {
+            "resolution": self.resolution,
+            "base_filters": self.base_filters,
+            "synchronized_batchnorm": self.synchronized_batchnorm,
+            "name": self.name,
+            "dtype": self.dtype_policy.name,
+        }

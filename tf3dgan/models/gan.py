@@ -1,0 +1,241 @@
+"""GAN3D: the 3D-GAN training model (a generator and a discriminator)."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from tf3dgan import losses, priors
+from tf3dgan.models.discriminator import Discriminator
+from tf3dgan.models.generator import Generator
+
+METRIC_NAMES = ("d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy", "d_update_rate")
+
+
+@keras.saving.register_keras_serializable(package="tf3dgan")
+class GAN3D(keras.Model):
+    """Trains a `Generator` against a `Discriminator` with `fit()`.
+
+    One training step, on a batch of real grids x:
+      1. D step: z ~ p(z); loss -log D(x) - log(1 - D(G(z))). D's weights and
+         optimizer change only if the gate is open (see below).
+      2. The gate: D's accuracy on this batch (over the global batch, identical
+         on every replica) decides whether D is updated on the *next* batch
+         (open when accuracy <= `d_accuracy_threshold`, the paper's 80% rule).
+         The gate is a variable, so it checkpoints and resumes.
+      3. G step: a fresh z; non-saturating loss -log D(G(z)). Always applied.
+
+    Noise is drawn from stateless seeds derived from (`seed`, step counter) for
+    the whole global batch, and each replica takes its slice: the noise of a
+    step does not depend on the number of replicas (so one and two replicas
+    train the same model) nor on whether the run was resumed.
+
+    Args:
+        generator: A `Generator`.
+        discriminator: A `Discriminator` of the same resolution.
+        prior: "uniform" (Uniform(0, 1)) or "normal" (Normal(0, 0.33)); the
+            generator is sampled from the same prior after training.
+        d_accuracy_threshold: The gate's threshold; 1.0 turns the gate off.
+        seed: Seeds the noise.
+        **kwargs: Passed to `keras.Model`.
+    """
+
+    def __init__(self, generator, discriminator, prior="uniform", d_accuracy_threshold=0.8,
+                 seed=0, **kwargs):
+        super().__init__(**kwargs)
+        if generator.resolution != discriminator.resolution:
+            raise ValueError(
+                f"The generator makes {generator.resolution}^3 grids but the discriminator "
+                f"reads {discriminator.resolution}^3 grids; build both with the same resolution."
+            )
+        priors.sample_latent(prior, [1, 1], [0, 0])  # validates the name early
+        self.generator = generator
+        self.discriminator = discriminator
+        self.prior = prior
+        self.d_accuracy_threshold = float(d_accuracy_threshold)
+        self.seed = int(seed)
+        self.generator.build()
+        self.discriminator.build()
+
+        # "only_first_replica": every replica computes the same value (from
+        # all-reduced counts), so the first replica's write is the true one.
+        self.step_counter = self.add_weight(
+            shape=(), dtype="int64", initializer="zeros", trainable=False,
+            aggregation="only_first_replica", name="step_counter",
+        )
+        self.d_gate_open = self.add_weight(
+            shape=(), dtype="bool", initializer="ones", trainable=False,
+            aggregation="only_first_replica", name="d_gate_open",
+        )
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in METRIC_NAMES}
+        # Set for MultiWorkerMirroredStrategy: Keras 3 reduces logs along axis 0
+        # there, which fails on scalars (tensorflow/tensorflow#72388).
+        self.rank1_logs = False
+        self.built = True
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    @property
+    def resolution(self) -> int:
+        return self.generator.resolution
+
+    @property
+    def latent_dim(self) -> int:
+        return self.generator.latent_dim
+
+    def compile(self, g_optimizer, d_optimizer, **kwargs):
+        """Sets the two optimizers and builds their slots now.
+
+        Building here, inside the strategy scope of the caller, matters: Adam's
+        moments cannot be created lazily inside a distributed step.
+        """
+        super().compile(optimizer=None, **kwargs)
+        self.g_optimizer = g_optimizer
+        self.d_optimizer = d_optimizer
+        self.g_optimizer.build(self.generator.trainable_variables)
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+
+    def call(self, z, training=False):
+        return self.generator(z, training=training)
+
+    def sample_latent(self, num_samples: int, seed: int) -> tf.Tensor:
+        """z for `num_samples` samples, from the training prior."""
+        return priors.sample_latent(self.prior, [num_samples, self.latent_dim],
+                                    tf.constant([seed, 0], tf.int64))
+
+    def _replica_latents(self, stream: int, local_batch, global_batch, replica_id):
+        seed = tf.stack([tf.constant(self.seed, tf.int64),
+                         self.step_counter * 2 + stream])
+        latents = priors.sample_latent(self.prior, [global_batch, self.latent_dim], seed)
+        start = replica_id * local_batch
+        return latents[start:start + local_batch]
+
+    def train_step(self, real):
+        if isinstance(real, (tuple, list)):  # (x, y) datasets: labels are not used
+            real = real[0]
+        real = tf.cast(real, tf.float32)
+        context = tf.distribute.get_replica_context()
+        num_replicas = context.num_replicas_in_sync
+        replica_id = tf.cast(context.replica_id_in_sync_group, tf.int32)
+        local_batch = tf.shape(real)[0]
+        global_batch = local_batch * num_replicas
+
+        # Discriminator step.
+        gate_open = tf.convert_to_tensor(self.d_gate_open)
+        z = self._replica_latents(0, local_batch, global_batch, replica_id)
+        fake = tf.stop_gradient(self.generator(z, training=True))
+        with tf.GradientTape() as tape:
+            real_logits = self.discriminator(real, training=True)
+            fake_logits = self.discriminator(fake, training=True)
+            d_loss = tf.nn.compute_average_loss(
+                losses.discriminator_loss(real_logits, fake_logits), global_batch_size=global_batch)
+            scaled_d_loss = self.d_optimizer.scale_loss(d_loss)
+        d_gradients = tape.gradient(scaled_d_loss, self.discriminator.trainable_weights)
+        self._apply_if(gate_open, self.d_optimizer, d_gradients, self.discriminator.trainable_weights)
+
+        real_correct = tf.reduce_sum(tf.cast(real_logits > 0, tf.float32))
+        fake_correct = tf.reduce_sum(tf.cast(fake_logits < 0, tf.float32))
+
+        # Generator step.
+        z = self._replica_latents(1, local_batch, global_batch, replica_id)
+        with tf.GradientTape() as tape:
+            fake_logits = self.discriminator(self.generator(z, training=True), training=True)
+            g_loss = tf.nn.compute_average_loss(
+                losses.generator_loss(fake_logits), global_batch_size=global_batch)
+            scaled_g_loss = self.g_optimizer.scale_loss(g_loss)
+        g_gradients = tape.gradient(scaled_g_loss, self.generator.trainable_weights)
+        self.g_optimizer.apply(g_gradients, self.generator.trainable_weights)
+
+        # Global statistics: every replica gets the same numbers.
+        d_loss, g_loss, real_correct, fake_correct = context.all_reduce(
+            tf.distribute.ReduceOp.SUM, [d_loss, g_loss, real_correct, fake_correct])
+        global_batch_float = tf.cast(global_batch, tf.float32)
+        d_accuracy = (real_correct + fake_correct) / (2.0 * global_batch_float)
+        self.d_gate_open.assign(d_accuracy <= self.d_accuracy_threshold)
+        self.step_counter.assign_add(1)
+
+        values = {
+            "d_loss": d_loss,
+            "g_loss": g_loss,
+            "d_real_accuracy": real_correct / global_batch_float,
+            "d_fake_accuracy": fake_correct / global_batch_float,
+            "d_update_rate": tf.cast(gate_open, tf.float32),
+        }
+        for name, value in values.items():
+            self.trackers[name].update_state(value)
+        if self.rank1_logs:
+            return {name: tf.reshape(tracker.result(), [1]) for name, tracker in self.trackers.items()}
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    @staticmethod
+    def _apply_if(condition, optimizer, gradients, variables):
+        """Applies `gradients` only if `condition`, leaving the optimizer untouched otherwise.
+
+        Under a multi-replica strategy the optimizer all-reduces gradients, and a
+        cross-replica synchronization inside a `tf.cond` in replica context is
+        not supported by tf.distribute. So we leave replica context
+        (`merge_call`), branch there, and re-enter replica context inside the
+        branch: every replica takes the same branch, because `condition` comes
+        from all-reduced values.
+        """
+        if not tf.distribute.has_strategy():
+            tf.cond(condition, lambda: optimizer.apply(gradients, variables) or tf.constant(True),
+                    lambda: tf.constant(False))
+            return
+
+        def branch_in_cross_replica_context(strategy, gradients, condition):
+            def apply():
+                strategy.run(lambda grads: optimizer.apply(grads, variables), args=(gradients,))
+                return tf.constant(True)
+
+            first_condition = strategy.experimental_local_results(condition)[0]
+            return tf.cond(first_condition, apply, lambda: tf.constant(False))
+
+        tf.distribute.get_replica_context().merge_call(
+            branch_in_cross_replica_context, args=(gradients, condition))
+
+    def get_config(self):
+        return {
+            "generator": keras.saving.serialize_keras_object(self.generator),
+            "discriminator": keras.saving.serialize_keras_object(self.discriminator),
+            "prior": self.prior,
+            "d_accuracy_threshold": self.d_accuracy_threshold,
+            "seed": self.seed,
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
+        config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
+        return cls(**config)
+
+
+def build_gan(model_config, train_config) -> GAN3D:
+    """Builds and compiles a GAN3D from configs (call inside a strategy scope)."""
+    generator = Generator(
+        resolution=model_config.resolution,
+        latent_dim=model_config.latent_dim,
+        base_filters=model_config.base_filters,
+        synchronized_batchnorm=model_config.synchronized_batchnorm,
+        name="generator",
+    )
+    discriminator = Discriminator(
+        resolution=model_config.resolution,
+        base_filters=model_config.base_filters,
+        synchronized_batchnorm=model_config.synchronized_batchnorm,
+        name="discriminator",
+    )
+    gan = GAN3D(generator, discriminator, prior=model_config.prior,
+                d_accuracy_threshold=train_config.d_accuracy_threshold,
+                seed=train_config.seed, name="gan3d")
+    gan.compile(
+        g_optimizer=keras.optimizers.Adam(train_config.generator_learning_rate,
+                                          beta_1=train_config.beta_1, name="g_adam"),
+        d_optimizer=keras.optimizers.Adam(train_config.discriminator_learning_rate,
+                                          beta_1=train_config.beta_1, name="d_adam"),
+    )
+    return gan
