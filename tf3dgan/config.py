@@ -44,15 +44,12 @@ class ModelConfig:
             generator mirrors them.
         prior: Distribution of z, "uniform" (Uniform(0, 1), the official sampler)
             or "normal" (Normal(0, 0.33)); used the same at training and sampling.
-        synchronized_batchnorm: Share BatchNorm batch statistics across replicas,
-            so N replicas train the same model as one device.
     """
 
     resolution: int = 64
     latent_dim: int = 200
     base_filters: int = 64
     prior: str = "uniform"
-    synchronized_batchnorm: bool = True
 
     def __post_init__(self) -> None:
         _check_choice("resolution", self.resolution, SUPPORTED_RESOLUTIONS)

@@ -274,12 +274,32 @@ def _bed_parts(rng: np.random.Generator) -> list[Part]:
 
     headboard_thickness = rng.uniform(0.05, 0.12)
     headboard_top = mattress_top + rng.uniform(0.3, 0.7)
-    parts.append(_box(0.0, length / 2 + headboard_thickness / 2, width * rng.uniform(1.0, 1.08),
-                      headboard_thickness, 0.0, headboard_top))
-    if rng.random() < 0.5:
-        footboard_top = mattress_top + rng.uniform(0.0, 0.25)
-        parts.append(_box(0.0, -length / 2 - headboard_thickness / 2, width, headboard_thickness,
-                          0.0, footboard_top))
+    headboard_width = width * rng.uniform(1.0, 1.08)
+    headboard_y = length / 2 + headboard_thickness / 2
+    headboard_style = _choose(rng, ("panel", "posts", "wings"), (0.5, 0.3, 0.2))
+    parts.append(_box(0.0, headboard_y, headboard_width, headboard_thickness, 0.0, headboard_top))
+    has_footboard = rng.random() < 0.5
+    footboard_top = mattress_top + rng.uniform(0.0, 0.25)
+    footboard_y = -length / 2 - headboard_thickness / 2
+    if has_footboard:
+        parts.append(_box(0.0, footboard_y, width, headboard_thickness, 0.0, footboard_top))
+    if headboard_style == "posts":
+        post_size = rng.uniform(0.06, 0.12)
+        post_rise = rng.uniform(0.05, 0.25)
+        for sign_x in (-1.0, 1.0):
+            post_x = sign_x * (headboard_width / 2 - post_size / 2)
+            parts.append(_box(post_x, headboard_y, post_size, post_size, 0.0,
+                              headboard_top + post_rise))
+            if has_footboard:
+                parts.append(_box(post_x, footboard_y, post_size, post_size, 0.0,
+                                  footboard_top + post_rise))
+    elif headboard_style == "wings":
+        # Upholstered wings wrap forward around the pillows.
+        wing_depth = rng.uniform(0.15, 0.3)
+        for sign_x in (-1.0, 1.0):
+            parts.append(_box(sign_x * (headboard_width / 2 - headboard_thickness / 2),
+                              length / 2 - wing_depth / 2 + headboard_thickness,
+                              headboard_thickness, wing_depth, mattress_top, headboard_top))
 
     if rng.random() < 0.75:
         pillow_count = 1 if width < 1.2 else int(rng.integers(1, 3))
@@ -297,14 +317,15 @@ def _bed_parts(rng: np.random.Generator) -> list[Part]:
 
 def _sofa_parts(rng: np.random.Generator) -> list[Part]:
     """Two- and three-seat sofas and sectionals: base, cushions, back at +y, usually arms."""
-    width = rng.uniform(1.5, 2.4)
-    depth = rng.uniform(0.75, 1.0)
-    seat_height = rng.uniform(0.38, 0.48)
-    back_top = rng.uniform(0.72, 1.0)
-    back_thickness = rng.uniform(0.15, 0.28)
-    has_arms = rng.random() < 0.8
-    arm_width = rng.uniform(0.10, 0.25) if has_arms else 0.0
-    arm_top = rng.uniform(0.55, 0.72)
+    width = rng.uniform(1.3, 2.5)
+    depth = rng.uniform(0.75, 1.05)
+    seat_height = rng.uniform(0.36, 0.50)
+    back_top = rng.uniform(0.70, 1.05)
+    back_thickness = rng.uniform(0.12, 0.30)
+    arm_style = _choose(rng, ("none", "low", "tuxedo"), (0.2, 0.6, 0.2))
+    arm_width = rng.uniform(0.08, 0.28) if arm_style != "none" else 0.0
+    arm_top = back_top if arm_style == "tuxedo" else rng.uniform(0.52, 0.72)
+    arm_setback = rng.uniform(0.0, 0.12) if rng.random() < 0.4 else 0.0
 
     base_bottom = 0.0
     parts = []
@@ -317,27 +338,39 @@ def _sofa_parts(rng: np.random.Generator) -> list[Part]:
                                   sign_y * (depth / 2 - leg_thickness),
                                   leg_thickness, leg_thickness, 0.0, leg_height))
         base_bottom = leg_height
+        plinth_setback = 0.0
+    else:
+        # A recessed plinth leaves a shadow line along the floor.
+        plinth_setback = rng.uniform(0.0, 0.06)
 
     cushion_thickness = rng.uniform(0.08, 0.16)
     base_top = seat_height - cushion_thickness
-    parts.append(_box(0.0, 0.0, width, depth, base_bottom, base_top))
+    parts.append(_box(0.0, plinth_setback / 2, width, depth - plinth_setback,
+                      base_bottom, base_top))
     parts.append(_box(0.0, depth / 2 - back_thickness / 2, width, back_thickness,
                       base_bottom, back_top))
 
     inner_width = width - 2 * arm_width
-    seat_count = int(rng.integers(2, 4)) if inner_width > 1.2 else 2
-    gap = 0.02
+    seat_count = int(rng.integers(2, 4)) if inner_width > 1.2 else int(rng.integers(1, 3))
+    gap = rng.uniform(0.02, 0.05)
     cushion_width = (inner_width - gap * (seat_count - 1)) / seat_count
-    cushion_depth = depth - back_thickness
+    back_cushion_thickness = rng.uniform(0.08, 0.16) if rng.random() < 0.5 else 0.0
+    cushion_depth = depth - back_thickness - back_cushion_thickness
+    back_cushion_top = back_top + rng.uniform(-0.12, 0.06)
     for seat in range(seat_count):
         cushion_x = -inner_width / 2 + cushion_width / 2 + seat * (cushion_width + gap)
         parts.append(_box(cushion_x, -depth / 2 + cushion_depth / 2, cushion_width,
                           cushion_depth, base_top, seat_height))
+        if back_cushion_thickness > 0:
+            parts.append(_box(cushion_x, depth / 2 - back_thickness - back_cushion_thickness / 2,
+                              cushion_width, back_cushion_thickness,
+                              seat_height, back_cushion_top))
 
-    if has_arms:
+    if arm_style != "none":
+        arm_depth = depth - arm_setback
         for sign_x in (-1.0, 1.0):
-            parts.append(_box(sign_x * (width / 2 - arm_width / 2), 0.0, arm_width, depth,
-                              base_bottom, arm_top))
+            parts.append(_box(sign_x * (width / 2 - arm_width / 2), arm_setback / 2, arm_width,
+                              arm_depth, base_bottom, arm_top))
 
     if rng.random() < 0.15:
         # Sectional: a chaise extends forward under one arm.

@@ -49,6 +49,14 @@ class GAN3D(keras.Model):
                 f"reads {discriminator.resolution}^3 grids; build both with the same resolution."
             )
         priors.sample_latent(prior, [1, 1], [0, 0])  # validates the name early
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if replicas > 1 and not (generator.synchronized_batchnorm
+                                 and discriminator.synchronized_batchnorm):
+            # Per-replica statistics would train another model than one device
+            # does, and leave the replicas' collectives without a fixed order.
+            raise ValueError(
+                f"This strategy has {replicas} replicas but a network was built with "
+                "synchronized_batchnorm=False; build both with synchronized_batchnorm=True.")
         self.generator = generator
         self.discriminator = discriminator
         self.prior = prior
@@ -133,13 +141,21 @@ class GAN3D(keras.Model):
                 losses.discriminator_loss(real_logits, fake_logits), global_batch_size=global_batch)
             scaled_d_loss = self.d_optimizer.scale_loss(d_loss)
         d_gradients = tape.gradient(scaled_d_loss, self.discriminator.trainable_weights)
-        self._apply_if(gate_open, self.d_optimizer, d_gradients, self.discriminator.trainable_weights)
 
+        # Collectives (gradient all-reduces, statistics) must be issued in the same
+        # order on every replica, or they pair up wrongly; the control
+        # dependencies below fix that order: statistics, D update, G step, G update.
         real_correct = tf.reduce_sum(tf.cast(real_logits > 0, tf.float32))
         fake_correct = tf.reduce_sum(tf.cast(fake_logits < 0, tf.float32))
+        d_loss, real_correct, fake_correct = context.all_reduce(
+            tf.distribute.ReduceOp.SUM, [d_loss, real_correct, fake_correct])
+        with tf.control_dependencies([d_loss]):
+            d_updated = self._apply_if(
+                gate_open, self.d_optimizer, d_gradients, self.discriminator.trainable_weights)
 
-        # Generator step.
-        z = self._replica_latents(1, local_batch, global_batch, replica_id)
+        # Generator step, against the updated discriminator.
+        with tf.control_dependencies([d_updated]):
+            z = self._replica_latents(1, local_batch, global_batch, replica_id)
         with tf.GradientTape() as tape:
             fake_logits = self.discriminator(self.generator(z, training=True), training=True)
             g_loss = tf.nn.compute_average_loss(
@@ -147,10 +163,10 @@ class GAN3D(keras.Model):
             scaled_g_loss = self.g_optimizer.scale_loss(g_loss)
         g_gradients = tape.gradient(scaled_g_loss, self.generator.trainable_weights)
         self.g_optimizer.apply(g_gradients, self.generator.trainable_weights)
+        with tf.control_dependencies([self.g_optimizer.iterations.value]):
+            g_loss = context.all_reduce(tf.distribute.ReduceOp.SUM, g_loss)
 
-        # Global statistics: every replica gets the same numbers.
-        d_loss, g_loss, real_correct, fake_correct = context.all_reduce(
-            tf.distribute.ReduceOp.SUM, [d_loss, g_loss, real_correct, fake_correct])
+        # Every replica now holds the same global statistics.
         global_batch_float = tf.cast(global_batch, tf.float32)
         d_accuracy = (real_correct + fake_correct) / (2.0 * global_batch_float)
         self.d_gate_open.assign(d_accuracy <= self.d_accuracy_threshold)
@@ -171,30 +187,40 @@ class GAN3D(keras.Model):
 
     @staticmethod
     def _apply_if(condition, optimizer, gradients, variables):
-        """Applies `gradients` only if `condition`, leaving the optimizer untouched otherwise.
+        """Applies `gradients` only if `condition`; otherwise nothing changes.
 
-        Under a multi-replica strategy the optimizer all-reduces gradients, and a
-        cross-replica synchronization inside a `tf.cond` in replica context is
-        not supported by tf.distribute. So we leave replica context
-        (`merge_call`), branch there, and re-enter replica context inside the
-        branch: every replica takes the same branch, because `condition` comes
-        from all-reduced values.
+        The update is always computed, and when `condition` is False the
+        variables and the optimizer's state (moments, iteration count) are put
+        back to their values from before it. A `tf.cond` around the update would
+        be cheaper, but under a multi-replica strategy the optimizer's gradient
+        all-reduce inside a branch is either refused by tf.distribute or issues
+        collectives in a different order on different replicas.
+
+        Returns:
+            A bool tensor: `condition`, available once the update is settled.
         """
-        if not tf.distribute.has_strategy():
-            tf.cond(condition, lambda: optimizer.apply(gradients, variables) or tf.constant(True),
-                    lambda: tf.constant(False))
-            return
+        state = list(variables) + list(optimizer.variables)
+        # The tf.Variables behind the Keras variables, which tf.distribute can update.
+        tf_state = [getattr(variable, "value", variable) for variable in state]
+        before = [tf.identity(variable) for variable in state]
+        with tf.control_dependencies(before):
+            optimizer.apply(gradients, variables)
 
-        def branch_in_cross_replica_context(strategy, gradients, condition):
-            def apply():
-                strategy.run(lambda grads: optimizer.apply(grads, variables), args=(gradients,))
-                return tf.constant(True)
+        def keep_or_restore(strategy, before, condition):
+            updates = [
+                strategy.extended.update(
+                    variable,
+                    lambda var, old, keep: var.assign(tf.where(keep, var, old)),
+                    args=(old, condition), group=True)
+                for variable, old in zip(tf_state, before)
+            ]
+            return updates
 
-            first_condition = strategy.experimental_local_results(condition)[0]
-            return tf.cond(first_condition, apply, lambda: tf.constant(False))
-
-        tf.distribute.get_replica_context().merge_call(
-            branch_in_cross_replica_context, args=(gradients, condition))
+        with tf.control_dependencies([optimizer.iterations.value]):
+            settled = tf.distribute.get_replica_context().merge_call(
+                keep_or_restore, args=(before, condition))
+        with tf.control_dependencies(tf.nest.flatten(settled)):
+            return tf.identity(condition)
 
     def get_config(self):
         return {
@@ -220,13 +246,11 @@ def build_gan(model_config, train_config) -> GAN3D:
         resolution=model_config.resolution,
         latent_dim=model_config.latent_dim,
         base_filters=model_config.base_filters,
-        synchronized_batchnorm=model_config.synchronized_batchnorm,
         name="generator",
     )
     discriminator = Discriminator(
         resolution=model_config.resolution,
         base_filters=model_config.base_filters,
-        synchronized_batchnorm=model_config.synchronized_batchnorm,
         name="discriminator",
     )
     gan = GAN3D(generator, discriminator, prior=model_config.prior,
