@@ -29,14 +29,23 @@ class CheckpointMismatchError(ValueError):
     """The workdir holds a run of another architecture."""
 
 
+def _by_path(variables) -> dict:
+    # Keras 3 models and optimizers are not tf.train.Checkpoint dependencies
+    # themselves, so their tf.Variables are listed explicitly, named by path.
+    named = {variable.path: getattr(variable, "value", variable) for variable in variables}
+    if len(named) != len(variables):
+        raise ValueError("Two variables share a path; checkpoint names would collide.")
+    return named
+
+
 def make_checkpoint(gan) -> tf.train.Checkpoint:
+    """A checkpoint of every variable a resumed run needs."""
     return tf.train.Checkpoint(
-        generator=gan.generator,
-        discriminator=gan.discriminator,
-        g_optimizer=gan.g_optimizer,
-        d_optimizer=gan.d_optimizer,
-        step_counter=gan.step_counter,
-        d_gate_open=gan.d_gate_open,
+        generator=_by_path(gan.generator.weights),
+        discriminator=_by_path(gan.discriminator.weights),
+        g_optimizer=_by_path(gan.g_optimizer.variables),
+        d_optimizer=_by_path(gan.d_optimizer.variables),
+        gan=_by_path([gan.step_counter, gan.d_gate_open]),
     )
 
 

@@ -92,6 +92,10 @@ def train(config: ExperimentConfig, workdir: str | Path, *, strategy=None,
                                          max_to_keep=train_config.keep_checkpoints)
     restored = checkpointing.restore_latest(manager, checkpoint)
     start_step = int(gan.step_counter.numpy())
+    # The optimizers' learning rates are variables and come back from the
+    # checkpoint; the config of this run decides them.
+    gan.g_optimizer.learning_rate = train_config.generator_learning_rate
+    gan.d_optimizer.learning_rate = train_config.discriminator_learning_rate
     if restored:
         print(f"Resuming from {restored} at step {start_step}.", flush=True)
     if start_step % train_config.steps_per_epoch:

@@ -1,0 +1,58 @@
+import dataclasses
+import json
+
+import pytest
+
+from tf3dgan import config as config_lib
+
+
+@pytest.mark.parametrize("name", sorted(config_lib.PRESETS))
+def test_presets_round_trip_through_json(name):
+    preset = config_lib.get_preset(name)
+    assert config_lib.ExperimentConfig.from_dict(json.loads(preset.to_json())) == preset
+
+
+def test_paper64_is_the_papers_recipe():
+    paper = config_lib.get_preset("paper64")
+    assert (paper.model.resolution, paper.model.latent_dim, paper.model.base_filters) == (64, 200, 64)
+    assert paper.model.prior == "uniform"
+    train = paper.train
+    assert (train.batch_size, train.generator_learning_rate, train.discriminator_learning_rate,
+            train.beta_1, train.d_accuracy_threshold) == (100, 0.0025, 1e-5, 0.5, 0.8)
+
+
+def test_configs_are_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config_lib.CPU32.train.batch_size = 3
+
+
+def test_flat_overrides_reach_their_section():
+    changed = config_lib.CPU32.replace(resolution=64, batch_size=8, data="npz")
+    assert (changed.model.resolution, changed.train.batch_size, changed.data.data) == (64, 8, "npz")
+    assert changed.model.base_filters == config_lib.CPU32.model.base_filters
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"resolution": 48}, r"resolution=48 is not supported. Expected one of 16, 32, 64"),
+    ({"prior": "gaussian"}, r"prior='gaussian' is not supported"),
+    ({"strategy": "tpu"}, r"strategy='tpu' is not supported"),
+    ({"batch_size": 0}, r"batch_size must be positive, received batch_size=0"),
+    ({"train_steps": 150, "steps_per_epoch": 100}, r"train_steps=150 is not a multiple of steps_per_epoch=100"),
+    ({"d_accuracy_threshold": 1.5}, r"d_accuracy_threshold must be in \[0, 1\]"),
+    ({"batchsize": 3}, r"Unknown config field 'batchsize'"),
+])
+def test_bad_values_are_named_in_the_error(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        config_lib.CPU32.replace(**overrides)
+
+
+def test_unknown_preset():
+    with pytest.raises(ValueError, match=r"Unknown preset 'paper'. Expected one of cpu32, paper64, smoke"):
+        config_lib.get_preset("paper")
+
+
+def test_unknown_fields_in_a_stored_config():
+    values = config_lib.SMOKE.to_dict()
+    values["model"]["width"] = 2
+    with pytest.raises(ValueError, match=r"Unknown ModelConfig fields \['width'\]"):
+        config_lib.ExperimentConfig.from_dict(values)

@@ -1,0 +1,151 @@
+"""The training run: what it leaves in the workdir, resuming, and its faults."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf3dgan import config as config_lib
+from tf3dgan import training
+from tf3dgan.callbacks import TrainingDivergedError
+from tf3dgan.checkpointing import CheckpointMismatchError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _train(workdir, **overrides):
+    return training.train(config_lib.SMOKE.replace(**overrides), workdir, verbose=0)
+
+
+def _checkpoint_values(path):
+    reader = tf.train.load_checkpoint(str(path))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+            if not name.startswith("_CHECKPOINTABLE_OBJECT_GRAPH")}
+
+
+def test_a_run_leaves_checkpoints_logs_samples_and_a_servable_model(tmp_path):
+    result = _train(tmp_path)
+    assert result.step == 4
+    assert json.loads((tmp_path / "config.json").read_text())["preset"] == "smoke"
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-4")
+    assert list((tmp_path / "logs").glob("events.out.tfevents.*"))
+    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == [
+        "final.png", "step_0000002.png", "step_0000004.png"]
+
+    loaded = tf.saved_model.load(str(tmp_path / "export" / "4"))
+    serving = loaded.signatures["serving_default"]
+    assert list(serving.structured_input_signature[1]) == ["z"]
+    z = result.gan.sample_latent(3, seed=0)
+    voxels = serving(z=z)["voxels"]
+    assert voxels.shape == (3, 16, 16, 16) and voxels.dtype == tf.float32
+    # Inference mode: the export equals the generator with training=False.
+    np.testing.assert_allclose(voxels, result.gan.generator(z, training=False), rtol=1e-5, atol=1e-6)
+
+
+def test_running_again_after_the_end_does_not_train_more(tmp_path):
+    _train(tmp_path)
+    before = _checkpoint_values(tmp_path / "checkpoints" / "ckpt-4")
+    result = _train(tmp_path)
+    assert result.step == 4 and result.history == {}
+    after = _checkpoint_values(tmp_path / "checkpoints" / "ckpt-4")
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+
+
+def test_resume_continues_where_it_stopped(tmp_path):
+    _train(tmp_path / "resumed", train_steps=2)
+    _train(tmp_path / "resumed", train_steps=4)
+    _train(tmp_path / "straight", train_steps=4)
+    resumed = _checkpoint_values(tmp_path / "resumed" / "checkpoints" / "ckpt-4")
+    straight = _checkpoint_values(tmp_path / "straight" / "checkpoints" / "ckpt-4")
+    assert resumed.keys() == straight.keys()
+    for name in straight:
+        np.testing.assert_allclose(resumed[name], straight[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def _command(workdir, steps):
+    return [sys.executable, "-m", "pipelines.train", "--preset", "smoke", "--workdir", str(workdir),
+            "--train_steps", str(steps), "--steps_per_epoch", "2"]
+
+
+def test_sigkill_then_resume_ends_with_the_weights_of_an_uninterrupted_run(tmp_path):
+    steps = 40
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
+    straight = subprocess.run(_command(tmp_path / "straight", steps), env=env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=300)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+
+    killed = subprocess.Popen(_command(tmp_path / "killed", steps), env=env, cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = tmp_path / "killed" / "checkpoints" / "checkpoint"
+    deadline = time.time() + 240
+    while time.time() < deadline and killed.poll() is None:
+        if state.exists() and "ckpt-10\"" in state.read_text():
+            break
+        time.sleep(0.02)
+    assert killed.poll() is None, "the run ended before it could be killed; make it longer"
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    interrupted_at = tf.train.latest_checkpoint(str(tmp_path / "killed" / "checkpoints"))
+    assert interrupted_at is not None and not interrupted_at.endswith(f"ckpt-{steps}")
+
+    resumed = subprocess.run(_command(tmp_path / "killed", steps), env=env, cwd=ROOT,
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Resuming from" in resumed.stdout
+
+    a = _checkpoint_values(tmp_path / "straight" / "checkpoints" / f"ckpt-{steps}")
+    b = _checkpoint_values(tmp_path / "killed" / "checkpoints" / f"ckpt-{steps}")
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_allclose(b[name], a[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+    _train(tmp_path, train_steps=2)
+    good = _checkpoint_values(tmp_path / "checkpoints" / "ckpt-2")
+    with pytest.raises(TrainingDivergedError, match=r"Training diverged by step 4: non-finite .*"
+                       r"Nothing was saved; the last good checkpoint is .*ckpt-2"):
+        _train(tmp_path, train_steps=4, generator_learning_rate=float("inf"), discriminator_learning_rate=float("inf"))
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-2")
+    after = _checkpoint_values(tmp_path / "checkpoints" / "ckpt-2")
+    assert all(np.array_equal(good[k], after[k]) for k in good)
+
+
+def test_a_workdir_of_another_architecture_is_refused(tmp_path):
+    _train(tmp_path, train_steps=2)
+    with pytest.raises(CheckpointMismatchError,
+                       match=r"holds a checkpoint of another architecture: base_filters=4 \(this run: 8\)"):
+        _train(tmp_path, base_filters=8)
+    # Without its config.json, the checkpoint itself is checked.
+    (tmp_path / "config.json").unlink()
+    with pytest.raises(CheckpointMismatchError, match="does not fit this model"):
+        _train(tmp_path, base_filters=8)
+
+
+def test_an_unreadable_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
+    _train(tmp_path, train_steps=4)
+    for data_file in (tmp_path / "checkpoints").glob("ckpt-4.data-*"):
+        data_file.write_bytes(data_file.read_bytes()[:100])  # a write cut short
+    result = _train(tmp_path, train_steps=6)
+    assert result.step == 6
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-6")
+
+
+def test_a_missing_dataset_path_names_the_problem(tmp_path):
+    with pytest.raises(FileNotFoundError, match="Dataset file '.*nope.npz' does not exist. Pass --data_path"):
+        _train(tmp_path, data="npz", data_path=str(tmp_path / "nope.npz"))
+
+
+def test_real_shapes_from_an_npz(tmp_path, modelnet10_32_path):
+    result = training.train(
+        config_lib.SMOKE.replace(resolution=32, data="modelnet10", data_path=modelnet10_32_path,
+                                 classes="chair", train_steps=2),
+        tmp_path, verbose=0)
+    assert result.step == 2
