@@ -35,6 +35,12 @@ def test_a_run_leaves_checkpoints_logs_samples_and_a_servable_model(tmp_path):
     assert result.step == 4
     assert json.loads((tmp_path / "config.json").read_text())["preset"] == "smoke"
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-4")
+    # Every weight (BatchNorm statistics included) and the optimizers' state are in it.
+    stored = _checkpoint_values(tmp_path / "checkpoints" / "ckpt-4")
+    gan = result.gan
+    for prefix, variables in [("generator/", gan.generator.weights), ("discriminator/", gan.discriminator.weights),
+                              ("g_optimizer/", gan.g_optimizer.variables), ("d_optimizer/", gan.d_optimizer.variables)]:
+        assert len([name for name in stored if name.startswith(prefix)]) == len(variables), prefix
     assert list((tmp_path / "logs").glob("events.out.tfevents.*"))
     assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == [
         "final.png", "step_0000002.png", "step_0000004.png"]

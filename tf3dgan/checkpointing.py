@@ -96,7 +96,8 @@ def restore_latest(manager: tf.train.CheckpointManager, checkpoint: tf.train.Che
         try:
             checkpoint.restore(path).assert_existing_objects_matched()
             return path
-        except (tf.errors.NotFoundError, tf.errors.DataLossError, tf.errors.OutOfRangeError) as error:
+        except (tf.errors.NotFoundError, tf.errors.DataLossError, tf.errors.OutOfRangeError,
+                IndexError) as error:  # IndexError: a data file cut short
             # An unreadable file: try the previous checkpoint.
             logger.warning("Checkpoint %s is unreadable (%s); trying the previous one.", path, error)
             errors.append(f"{path}: {error}")
