@@ -46,13 +46,16 @@ class CheckpointEveryEpoch(keras.callbacks.Callback):
                        if weight.dtype != "bool" and not np.all(np.isfinite(weight.numpy()))]
         if bad_logs or bad_weights:
             last = self.manager.latest_checkpoint or "none yet"
+            problems = []
+            if bad_logs:
+                problems.append(f"non-finite {', '.join(sorted(bad_logs))}")
+            if bad_weights:
+                problems.append(f"non-finite weights {bad_weights[:3]}")
             raise TrainingDivergedError(
-                f"Training diverged by step {step}: "
-                + (f"non-finite {', '.join(sorted(bad_logs))}" if bad_logs else "")
-                + (f"non-finite weights {bad_weights[:3]}" if bad_weights else "")
-                + f". Nothing was saved; the last good checkpoint is {last}. Lower "
-                "--generator_learning_rate / --discriminator_learning_rate, or check the data "
-                "for NaNs, then run the same command again to resume from that checkpoint.")
+                f"Training diverged by step {step}: {'; '.join(problems)}. Nothing was saved; "
+                f"the last good checkpoint is {last}. Lower --generator_learning_rate / "
+                "--discriminator_learning_rate, or check the data for NaNs, then run the same "
+                "command again to resume from that checkpoint.")
         self.manager.save(checkpoint_number=step)
 
 
@@ -87,7 +90,10 @@ class SampleImages(keras.callbacks.Callback):
 
 
 class ScalarSummaries(keras.callbacks.Callback):
-    """Writes the training metrics to TensorBoard every `every_steps` steps."""
+    """Writes the training metrics to TensorBoard every `every_steps` steps.
+
+    The values are Keras' running means since the start of the epoch.
+    """
 
     def __init__(self, gan, writer, every_steps: int):
         super().__init__()
