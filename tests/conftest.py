@@ -10,8 +10,6 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
 from tf3dgan import distribute  # noqa: E402
 
 distribute.split_cpu(2)
@@ -35,6 +33,3 @@ def _float32_policy():
     yield
     keras.config.set_dtype_policy("float32")
 
-
-def logical_cpus():
-    return [device.name for device in tf.config.list_logical_devices("CPU")]

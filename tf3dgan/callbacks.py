@@ -101,8 +101,12 @@ class ScalarSummaries(keras.callbacks.Callback):
         self.writer = writer
         self.every_steps = every_steps
 
+    def on_epoch_begin(self, epoch, logs=None):
+        # Read the step once per epoch rather than once per batch (a host sync).
+        self.epoch_start_step = int(self.gan.step_counter.numpy())
+
     def on_train_batch_end(self, batch, logs=None):
-        step = int(self.gan.step_counter.numpy())
+        step = self.epoch_start_step + batch + 1
         if step % self.every_steps or not logs:
             return
         with self.writer.as_default(step=step):

@@ -207,14 +207,13 @@ class GAN3D(keras.Model):
             optimizer.apply(gradients, variables)
 
         def keep_or_restore(strategy, before, condition):
-            updates = [
+            return [
                 strategy.extended.update(
                     variable,
                     lambda var, old, keep: var.assign(tf.where(keep, var, old)),
                     args=(old, condition), group=True)
                 for variable, old in zip(tf_state, before)
             ]
-            return updates
 
         with tf.control_dependencies([optimizer.iterations.value]):
             settled = tf.distribute.get_replica_context().merge_call(
