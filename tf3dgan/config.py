@@ -226,10 +226,9 @@ PAPER64 = ExperimentConfig(preset="paper64")
 
 # Sized for two CPU cores: the paper's architecture at 32^3 and half width,
 # 0.68 s per step at batch 32 (bench/train_throughput.py), 1000 steps in about
-# 11 minutes. Its
-# learning rates are not tuned yet: in runs of up to 1000 steps on the
-# synthetic shapes, this and the variants tried so far (see the issue notes)
-# still collapsed to one shape.
+# 11 minutes. Its learning rates are not tuned yet: in runs of up to 1000 steps
+# on the synthetic shapes, this and the variants tried so far (see the issue
+# notes) still collapsed to one shape.
 CPU32 = ExperimentConfig(
     model=ModelConfig(resolution=32, base_filters=32),
     train=TrainConfig(
