@@ -9,7 +9,7 @@ from __future__ import annotations
 from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, inference_pb2,
                                      model_management_pb2, model_pb2, regression_pb2)
 
-from serving import status, tensors
+from serving import limits, status, tensors
 from serving.manager import ModelManager
 from serving.servable import (CLASSIFY_METHOD, DEFAULT_SIGNATURE, REGRESS_METHOD,
                               check_classify_or_regress, predict_response)
@@ -28,10 +28,23 @@ def _has_input(request) -> bool:
 
 
 class ServingCore:
-    """Predict, metadata, status, classify/regress and config reloads over a ModelManager."""
+    """Predict, metadata, status, classify/regress and config reloads over a ModelManager.
 
-    def __init__(self, manager: ModelManager):
+    Args:
+        manager: The loaded models.
+        max_request_output_mb: Per-request output budget (`serving.limits`); 0: none.
+    """
+
+    def __init__(self, manager: ModelManager,
+                 max_request_output_mb: int = limits.DEFAULT_MAX_REQUEST_OUTPUT_MB):
         self.manager = manager
+        self.max_request_output_mb = max_request_output_mb
+
+    def _prepare(self, handle, signature_name, inputs, output_filter, parse):
+        prepared = handle.servable.prepare_predict(signature_name, inputs, output_filter, parse=parse)
+        limits.check_output_budget(handle.servable.signature_defs[prepared.signature_name],
+                                   prepared, self.max_request_output_mb)
+        return prepared
 
     # -- PredictionService -------------------------------------------------------
 
@@ -40,17 +53,16 @@ class ServingCore:
         if not request.HasField("model_spec"):
             raise status.invalid_argument("Missing ModelSpec")
         with self.manager.acquire(request.model_spec) as handle:
-            prepared = handle.servable.prepare_predict(
-                request.model_spec.signature_name, request.inputs, request.output_filter,
-                parse=tensors.from_proto)
+            prepared = self._prepare(handle, request.model_spec.signature_name, request.inputs,
+                                     request.output_filter, tensors.from_proto)
             outputs = handle.runner.run(prepared, timeout_ms)
             return predict_response(request.model_spec.name, handle.version, prepared, outputs)
 
     def predict_arrays(self, model_spec, inputs: dict, timeout_ms: int = 0):
         """Predict on arrays already parsed (the REST path). Returns (prepared, outputs)."""
         with self.manager.acquire(model_spec) as handle:
-            prepared = handle.servable.prepare_predict(
-                model_spec.signature_name, inputs, [], parse=lambda array: array)
+            prepared = self._prepare(handle, model_spec.signature_name, inputs, [],
+                                     lambda array: array)
             return prepared, handle.runner.run(prepared, timeout_ms)
 
     def input_infos(self, model_spec, signature_name: str) -> dict:

@@ -30,7 +30,7 @@ import tensorflow as tf  # noqa: E402
 from google.protobuf import text_format  # noqa: E402
 from tensorflow_serving.config import model_server_config_pb2  # noqa: E402
 
-from serving import batching, grpc_service, rest, status  # noqa: E402
+from serving import batching, grpc_service, limits, rest, status  # noqa: E402
 from serving.core import ServingCore  # noqa: E402
 from serving.manager import ModelManager, single_model_config  # noqa: E402
 from serving.servable import SavedModelServable, session_config  # noqa: E402
@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
          help="intra-op threads of each model's session; 0 lets TensorFlow choose")
     flag("--tensorflow_inter_op_parallelism", type=int, default=0,
          help="inter-op threads of each model's session; 0 lets TensorFlow choose")
+    flag("--max_request_output_mb", type=int, default=limits.DEFAULT_MAX_REQUEST_OUTPUT_MB,
+         help="refuse (RESOURCE_EXHAUSTED) a request whose outputs would exceed this many MiB, "
+              "before it runs; 0 turns the check off (not a TF Serving flag)")
     flag("--grpc_max_threads", type=int, default=64,
          help="gRPC worker threads: requests in flight at once (a batch can only merge those)")
     return parser
@@ -125,6 +128,9 @@ class ModelServer:
         else:
             raise ValueError("Pass --model_base_path (with --model_name) or --model_config_file.")
         self._config = config
+        if args.max_request_output_mb < 0:
+            raise ValueError(f"--max_request_output_mb must be >= 0 (0 turns the limit off), "
+                             f"received {args.max_request_output_mb}.")
         self.scheduler = None
         if args.batching_parameters_file and not args.enable_batching:
             raise ValueError("--batching_parameters_file is set but --enable_batching is not; "
@@ -149,7 +155,7 @@ class ModelServer:
         self.manager = ModelManager(make_servable=make_servable,
                                     make_runner=make_batching_runner if scheduler else None,
                                     enable_warmup=args.enable_model_warmup)
-        self.core = ServingCore(self.manager)
+        self.core = ServingCore(self.manager, self.args.max_request_output_mb)
         self.grpc_server = None
         self.rest_server = None
         self._stopped = threading.Event()

@@ -414,6 +414,21 @@ def test_hostile_requests_do_not_take_the_server_down(server):
     assert_still_serving(server)
 
 
+def test_a_batch_too_large_to_answer_is_refused_before_it_runs(server):
+    # One million seeds are 8 MB of request but 16 GB of 16^3 float voxels.
+    request = predict_request("shapes", {"seed": np.zeros((1,), np.int64)}, signature="sample")
+    request.inputs["seed"].tensor_shape.dim[0].size = 1_000_000
+    code, message = rpc_error(server.predictions.Predict, request)
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert message.startswith("OOM when allocating the outputs of a batch of 1000000: 15,656 MiB "
+                              "(voxels: shape [1000000,16,16,16] float)")
+    assert "Send at most 130" in message and "--max_request_output_mb" in message
+    code, body = server.http("POST", "/v1/models/shapes:predict",
+                             {"signature_name": "sample", "inputs": {"seed": list(range(200_000))}})
+    assert code == 429 and body["error"].startswith("OOM when allocating the outputs of a batch of 200000")
+    assert_still_serving(server)
+
+
 def test_rest_wrong_shape_names_the_expected_shape(server):
     code, body = server.http("POST", "/v1/models/gan:predict", {"inputs": {"z": [[0.5] * 7]}})
     assert code == 400 and body["error"] == (
