@@ -1,13 +1,23 @@
-"""Train a 3D-GAN: python -m pipelines.train --strategy=mirrored
+"""Train a 3D-GAN or a 3D-VAE-GAN: python -m pipelines.train --strategy=mirrored
 
 With no flags it trains the `cpu32` preset on the embedded synthetic shapes
 (about 15 minutes on two CPU cores). Running the same command again resumes.
+
+--model vae_gan trains the 3D-VAE-GAN (an image encoder with the 3D-GAN) on
+(image, shape) pairs: the dataset's shapes rendered from --views_per_shape
+viewpoints at --image_size (cached in the workdir's pairs.npz), or --data pairs
+(an .npz from python -m pipelines.render_pairs), or --data pair_folder (your own
+pictures and shapes, listed in a manifest.csv). It needs --prior standard_normal;
+the presets cpu32_vae, paper64_vae and smoke_vae set everything.
 
 Examples:
   python -m pipelines.train --strategy=mirrored
   python -m pipelines.train --preset paper64 --workdir runs/paper64 --strategy mirrored
   python -m pipelines.train --data modelnet10 --data_path modelnet10_32.npz --classes chair
   python -m pipelines.train --data cache --data_path ModelNet10_voxels32 --augment_rotate true
+  python -m pipelines.train --model vae_gan --preset cpu32_vae --workdir runs/vae \\
+      --data modelnet10 --data_path modelnet10_32.npz --init_from runs/default
+  python -m pipelines.train --model vae_gan --preset cpu32_vae --data pairs --data_path pairs_train.npz
 """
 
 from __future__ import annotations

@@ -8,11 +8,18 @@ It uses only the stock `tensorflow_serving.apis` stubs, so it works against
     python -m serving.client --server 127.0.0.1:8500 --model_name tf3dgan metadata
     python -m serving.client --server 127.0.0.1:8500 --model_name tf3dgan \\
         features --voxels samples/voxels.npy --output_dir features/
+    python -m serving.client --server 127.0.0.1:8500 --model_name tf3dgan_vae \\
+        reconstruct photo.png --out chair.obj --png chair.png
 
 `sample` asks the model's `sample` signature (seed -> z, voxels) when it has
 one, else draws z from the prior here and calls `serving_default`; it writes
 voxels.npy ([N, R, R, R] occupancy probabilities), z.npy and a PNG of the
 renders. `features` runs `discriminator_features` on a .npy of grids.
+`reconstruct` (a 3D-VAE-GAN) sends an image file's bytes, as they are, to the
+`reconstruct_bytes` signature (decoded and resized on the server) and writes the
+returned shape as a mesh (marching cubes, `tf3dgan.mesh`; .obj, .stl, .ply or
+.glb by the extension), and optionally its render (--png) and its occupancy
+probabilities (--voxels, .npy).
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ from serving import tensors  # noqa: E402
 SAMPLE_SIGNATURE = "sample"
 DEFAULT_SIGNATURE = "serving_default"
 FEATURES_SIGNATURE = "discriminator_features"
+RECONSTRUCT_SIGNATURE = "reconstruct"
+RECONSTRUCT_BYTES_SIGNATURE = "reconstruct_bytes"
 CHANNEL_OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
 
 
@@ -174,6 +183,38 @@ class ServingClient:
                              f"its signatures are {sorted(self.signatures())}.")
         return self.predict(self._cast(FEATURES_SIGNATURE, {"voxels": voxels}), FEATURES_SIGNATURE)
 
+    def _require(self, name: str) -> None:
+        if name not in self.signatures():
+            raise ValueError(f"Model {self.model_name} has no '{name}' signature, so it cannot "
+                             "reconstruct shapes from images (export a 3D-VAE-GAN); its signatures are "
+                             f"{sorted(name for name in self.signatures() if not name.startswith('__'))}.")
+
+    def reconstruct(self, image_files) -> dict:
+        """Shapes from encoded image files (PNG, JPEG, ...), decoded on the server.
+
+        Args:
+            image_files: A list of the files' bytes (one per shape).
+
+        Returns:
+            {"voxels": float32 [N, R, R, R] occupancy probabilities, "z_mean": [N, latent_dim]}.
+        """
+        self._require(RECONSTRUCT_BYTES_SIGNATURE)
+        data = np.empty(len(image_files), object)
+        data[:] = [bytes(content) for content in image_files]
+        return self.predict({"image_bytes": data}, RECONSTRUCT_BYTES_SIGNATURE)
+
+    def reconstruct_images(self, images) -> dict:
+        """Shapes from RGB images: float [N, H, W, 3] in [0, 1] (or uint8, scaled by 1/255).
+
+        Returns:
+            {"voxels": float32 [N, R, R, R], "z_mean": [N, latent_dim]}.
+        """
+        self._require(RECONSTRUCT_SIGNATURE)
+        images = np.asarray(images)
+        if images.dtype == np.uint8:
+            images = images.astype(np.float32) / 255.0
+        return self.predict({"images": images.astype(np.float32)}, RECONSTRUCT_SIGNATURE)
+
 
 # ----------------------------------------------------------------------------
 # Command line.
@@ -194,6 +235,26 @@ def _write_sample(outputs: dict, output_dir: str, threshold: float, image_size: 
     path = os.path.join(output_dir, "samples.png")
     render.save_png(picture, path)
     written.append(path)
+    return written
+
+
+def _write_reconstruction(voxels: np.ndarray, args) -> list[str]:
+    """The mesh (and optionally the render and the grid) of one reconstructed shape."""
+    from tf3dgan import mesh
+    from tf3dgan.data import render
+
+    written = []
+    if args.voxels:
+        os.makedirs(os.path.dirname(os.path.abspath(args.voxels)), exist_ok=True)
+        np.save(args.voxels, voxels)
+        written.append(args.voxels)
+    if args.png:
+        render.save_png(render.render_voxels(voxels, image_size=args.image_size, threshold=args.threshold),
+                        args.png)
+        written.append(args.png)
+    surface = mesh.voxels_to_mesh(voxels, args.threshold, largest_component=args.largest_component,
+                                  smooth_iterations=args.smooth_iterations)
+    written.append(str(mesh.save_mesh(surface, args.out, resolution=voxels.shape[0])))
     return written
 
 
@@ -222,6 +283,20 @@ def build_parser() -> argparse.ArgumentParser:
     features = commands.add_parser("features", help="discriminator features of grids in a .npy")
     features.add_argument("--voxels", required=True, help=".npy of [N, R, R, R] grids")
     features.add_argument("--output_dir", required=True)
+
+    reconstruct = commands.add_parser(
+        "reconstruct", help="image file -> 3D shape (a 3D-VAE-GAN's reconstruct_bytes signature); writes a mesh")
+    reconstruct.add_argument("image", help="a PNG, JPEG, GIF, BMP or WebP file (crop it to a square around "
+                                           "the object for best results)")
+    reconstruct.add_argument("--out", required=True, help="the mesh to write: .obj, .stl, .ply or .glb")
+    reconstruct.add_argument("--png", default="", help="also write a render of the shape to this PNG")
+    reconstruct.add_argument("--voxels", default="", help="also write the occupancy probabilities to this .npy")
+    reconstruct.add_argument("--threshold", type=float, default=0.5, help="occupancy threshold of the surface")
+    reconstruct.add_argument("--largest_component", action="store_true",
+                             help="keep only the largest connected part of the shape")
+    reconstruct.add_argument("--smooth_iterations", type=int, default=0,
+                             help="Taubin smoothing passes of the mesh (0: none)")
+    reconstruct.add_argument("--image_size", type=int, default=256, help="pixels per side of the --png render")
     return parser
 
 
@@ -238,6 +313,19 @@ def main(argv=None) -> int:
                 outputs = client.sample(args.num_samples, args.seed, args.prior)
                 for path in _write_sample(outputs, args.output_dir, args.threshold, args.image_size):
                     print(path)
+            elif args.command == "reconstruct":
+                from tf3dgan import mesh
+
+                # Checked before the request, so a typo costs no round trip.
+                mesh.check_format(os.path.splitext(args.out)[1] or "(none)")
+                mesh.check_threshold(args.threshold)
+                with open(args.image, "rb") as handle:
+                    outputs = client.reconstruct([handle.read()])
+                voxels = outputs["voxels"][0]
+                for path in _write_reconstruction(voxels, args):
+                    print(path)
+                print(f"{int(np.sum(voxels > args.threshold))} of {voxels.size} voxels above {args.threshold:g}",
+                      file=sys.stderr)
             elif args.command == "features":
                 outputs = client.features(np.load(args.voxels))
                 os.makedirs(args.output_dir, exist_ok=True)

@@ -40,6 +40,10 @@ def test_flat_overrides_reach_their_section():
     ({"train_steps": 150, "steps_per_epoch": 100}, r"train_steps=150 is not a multiple of steps_per_epoch=100"),
     ({"d_accuracy_threshold": 1.5}, r"d_accuracy_threshold must be in \[0, 1\]"),
     ({"batchsize": 3}, r"Unknown config field 'batchsize'"),
+    ({"model": "vaegan"}, r"model='vaegan' is not supported. Expected one of 'gan', 'vae_gan'"),
+    ({"image_size": 100}, r"image_size=100 is not supported. Expected one of 32, 64, 128, 256"),
+    ({"kl_weight": -1.0}, r"kl_weight must be >= 0 \(0 turns the term off\), received kl_weight=-1.0"),
+    ({"views_per_shape": 0}, r"views_per_shape must be positive"),
 ])
 def test_bad_values_are_named_in_the_error(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -47,7 +51,7 @@ def test_bad_values_are_named_in_the_error(overrides, message):
 
 
 def test_unknown_preset():
-    with pytest.raises(ValueError, match=r"Unknown preset 'paper'. Expected one of cpu32, paper64, smoke"):
+    with pytest.raises(ValueError, match=r"Unknown preset 'paper'. Expected one of cpu32, cpu32_vae, paper64, paper64_vae, smoke, smoke_vae"):
         config_lib.get_preset("paper")
 
 
@@ -56,3 +60,14 @@ def test_unknown_fields_in_a_stored_config():
     values["model"]["width"] = 2
     with pytest.raises(ValueError, match=r"Unknown ModelConfig fields \['width'\]"):
         config_lib.ExperimentConfig.from_dict(values)
+
+
+def test_vae_presets_are_their_gan_presets_with_an_encoder():
+    paper = config_lib.get_preset("paper64_vae")
+    assert (paper.model.model, paper.model.prior, paper.model.image_size) == ("vae_gan", "standard_normal", 256)
+    assert (paper.train.kl_weight, paper.train.reconstruction_weight) == (5.0, 1e-4)
+    assert paper.train == config_lib.PAPER64.train
+    cpu = config_lib.get_preset("cpu32_vae")
+    assert (cpu.model.model, cpu.model.prior, cpu.model.image_size) == ("vae_gan", "standard_normal", 64)
+    assert (cpu.model.resolution, cpu.model.base_filters) == (32, 32)
+    assert cpu.train == config_lib.CPU32.train

@@ -1,8 +1,9 @@
-"""Checkpoints of a GAN3D: what is saved, where, and how a run resumes.
+"""Checkpoints of a GAN3D or VAEGAN3D: what is saved, where, and how a run resumes.
 
-A checkpoint holds everything a resumed run needs to continue exactly: both
-networks (with BatchNorm statistics), both optimizers (moments and iteration
-counts), the step counter and the discriminator gate. TensorFlow writes the
+A checkpoint holds everything a resumed run needs to continue exactly: the
+networks (with BatchNorm statistics; the encoder too for a VAEGAN3D), their
+optimizers (moments and iteration counts), the step counter and the
+discriminator gate. TensorFlow writes the
 data files first and then swaps the `checkpoint` index file atomically, so a
 write interrupted by a crash leaves the previous checkpoint as the latest; if
 the latest is unreadable anyway (a damaged disk, a copied-in file), restoring
@@ -39,14 +40,93 @@ def _by_path(variables) -> dict:
 
 
 def make_checkpoint(gan) -> tf.train.Checkpoint:
-    """A checkpoint of every variable a resumed run needs."""
-    return tf.train.Checkpoint(
-        generator=_by_path(gan.generator.weights),
-        discriminator=_by_path(gan.discriminator.weights),
-        g_optimizer=_by_path(gan.g_optimizer.variables),
-        d_optimizer=_by_path(gan.d_optimizer.variables),
-        gan=_by_path([gan.step_counter, gan.d_gate_open]),
-    )
+    """A checkpoint of every variable a resumed run needs (a GAN3D's, or a VAEGAN3D's)."""
+    parts = {
+        "generator": _by_path(gan.generator.weights),
+        "discriminator": _by_path(gan.discriminator.weights),
+        "g_optimizer": _by_path(gan.g_optimizer.variables),
+        "d_optimizer": _by_path(gan.d_optimizer.variables),
+        "gan": _by_path([gan.step_counter, gan.d_gate_open]),
+    }
+    encoder = getattr(gan, "encoder", None)
+    if encoder is not None:
+        parts.update(encoder=_by_path(encoder.weights),
+                     e_optimizer=_by_path(gan.e_optimizer.variables))
+    return tf.train.Checkpoint(**parts)
+
+
+def _checkpoint_of(source: str) -> tuple[str, Path | None]:
+    """The checkpoint `source` names, and the workdir it belongs to (None if unknown)."""
+    path = Path(source)
+    if path.is_dir():
+        for folder, workdir in ((path / "checkpoints", path), (path, path.parent)):
+            latest = tf.train.latest_checkpoint(str(folder))
+            if latest:
+                return latest, workdir
+        raise FileNotFoundError(
+            f"init_from={source!r} is a folder without checkpoints. Pass a 3D-GAN workdir (it holds "
+            "checkpoints/), its checkpoints folder, or a checkpoint such as "
+            "runs/gan/checkpoints/ckpt-1200.")
+    if not tf.io.gfile.exists(f"{source}.index"):
+        raise FileNotFoundError(
+            f"init_from={source!r} is neither a folder nor a checkpoint ({source}.index does not "
+            "exist). Pass a 3D-GAN workdir, its checkpoints folder, or a checkpoint such as "
+            "runs/gan/checkpoints/ckpt-1200.")
+    return source, path.parent.parent if path.parent.name == "checkpoints" else None
+
+
+def load_networks(gan, source: str, model_config=None) -> str:
+    """Loads a trained 3D-GAN's generator and discriminator weights (BatchNorm statistics included).
+
+    The optimizers, the step counter and the gate are not loaded: this starts a
+    new run (a 3D-VAE-GAN from a trained 3D-GAN), it does not resume one.
+
+    Args:
+        gan: The model whose `generator` and `discriminator` receive the weights.
+        source: A workdir (its newest checkpoint), a checkpoints folder, or a
+            checkpoint path (the prefix, e.g. runs/gan/checkpoints/ckpt-1200).
+        model_config: This run's `ModelConfig`; when given and the source's workdir
+            has a config.json, their architectures are compared first, for a clear
+            message.
+
+    Returns:
+        The checkpoint path that was loaded.
+
+    Raises:
+        FileNotFoundError: if `source` holds no checkpoint.
+        CheckpointMismatchError: if its networks have another architecture.
+    """
+    checkpoint_path, source_workdir = _checkpoint_of(source)
+    config_path = source_workdir / CONFIG_FILE if source_workdir is not None else None
+    if model_config is not None and config_path is not None and config_path.exists():
+        try:
+            stored = ExperimentConfig.from_dict(json.loads(config_path.read_text())).model
+        except (ValueError, TypeError) as error:
+            raise CheckpointMismatchError(f"{config_path} is not a tf3dgan config ({error}).") from error
+        differences = ", ".join(
+            f"{name}={getattr(stored, name)!r} (this run: {getattr(model_config, name)!r})"
+            for name in ("resolution", "latent_dim", "base_filters")
+            if getattr(stored, name) != getattr(model_config, name))
+        if differences:
+            raise CheckpointMismatchError(
+                f"init_from={source!r} holds networks of another architecture: {differences}. "
+                "Train this model with the same --resolution, --latent_dim and --base_filters, "
+                "or start from another 3D-GAN.")
+        if stored.prior != model_config.prior:
+            logger.warning("init_from's 3D-GAN was trained with prior=%r; this run samples %r.",
+                           stored.prior, model_config.prior)
+    _check_shapes(checkpoint_path, source, {"generator": gan.generator.weights,
+                                            "discriminator": gan.discriminator.weights})
+    networks = tf.train.Checkpoint(generator=_by_path(gan.generator.weights),
+                                   discriminator=_by_path(gan.discriminator.weights))
+    try:
+        networks.read(checkpoint_path).expect_partial().assert_existing_objects_matched()
+    except (ValueError, AssertionError, tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as error:
+        raise CheckpointMismatchError(
+            f"The checkpoint {checkpoint_path} (init_from={source!r}) does not fit this model's "
+            f"generator and discriminator ({str(error).splitlines()[0]}). Start from a 3D-GAN "
+            "trained with the same --resolution, --latent_dim and --base_filters.") from error
+    return checkpoint_path
 
 
 def check_workdir_config(workdir: Path, config: ExperimentConfig) -> None:
@@ -108,3 +188,34 @@ def restore_latest(manager: tf.train.CheckpointManager, checkpoint: tf.train.Che
     if errors:
         raise RuntimeError("No checkpoint in the workdir could be read:\n" + "\n".join(errors))
     return None
+
+
+def _checkpoint_key(section: str, variable_path: str) -> str:
+    # How tf.train.Checkpoint names a dict entry's value: "/" in the key is written ".S"
+    # and "." as "..".
+    escaped = variable_path.replace(".", "..").replace("/", ".S")
+    return f"{section}/{escaped}/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def _check_shapes(checkpoint_path: str, source: str, sections: dict) -> None:
+    """Raises CheckpointMismatchError naming the first variables missing or of another shape.
+
+    Checked before restoring, because a failed restore leaves no clue but its
+    first error and floods the log with warnings.
+    """
+    stored = dict(tf.train.list_variables(checkpoint_path))
+    problems = []
+    for section, variables in sections.items():
+        for variable in variables:
+            key = _checkpoint_key(section, variable.path)
+            if key not in stored:
+                problems.append(f"{variable.path} is not in it")
+            elif list(stored[key]) != list(variable.shape):
+                problems.append(f"{variable.path} has shape {list(stored[key])} there, "
+                                f"{list(variable.shape)} here")
+    if problems:
+        shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+        raise CheckpointMismatchError(
+            f"The checkpoint {checkpoint_path} (init_from={source!r}) does not fit this model's "
+            f"generator and discriminator: {shown}. Start from a 3D-GAN trained with the same "
+            "--resolution, --latent_dim and --base_filters.")

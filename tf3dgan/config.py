@@ -13,7 +13,12 @@ import json
 from typing import Any
 
 SUPPORTED_RESOLUTIONS = (16, 32, 64)
-PRIORS = ("uniform", "normal")
+PRIORS = ("uniform", "normal", "standard_normal")
+MODELS = ("gan", "vae_gan")
+# Input edges the image encoder has a layout for (tf3dgan.models.encoder); 256 is the paper's.
+SUPPORTED_IMAGE_SIZES = (32, 64, 128, 256)
+# The 3D-VAE-GAN's KL term pulls q(z|y) towards N(0, I): its generator must be sampled from it.
+VAE_GAN_PRIOR = "standard_normal"
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_bfloat16")
 
@@ -33,29 +38,46 @@ def _check_positive(name: str, value: float) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """What is built: the generator/discriminator pair.
+    """What is built: the generator/discriminator pair, and for the 3D-VAE-GAN the image encoder.
 
     Attributes:
+        model: "gan" (the 3D-GAN: G and D) or "vae_gan" (the 3D-VAE-GAN: an image
+            encoder E, G and D, trained on (image, shape) pairs; needs
+            prior="standard_normal").
         resolution: Edge of the voxel grid, 64 for the paper's network, 32 for the
             CPU variant, 16 for tests.
         latent_dim: Size of z (200 in the paper).
         base_filters: Width of the discriminator's first layer; layer widths are
             1, 2, 4, 8 times this (the paper uses 64: 64-128-256-512), and the
             generator mirrors them.
-        prior: Distribution of z, "uniform" (Uniform(0, 1), the official sampler)
-            or "normal" (Normal(0, 0.33)); used the same at training and sampling.
+        prior: Distribution of z, "uniform" (Uniform(0, 1), the official sampler),
+            "normal" (Normal(0, 0.33)) or "standard_normal" (Normal(0, 1), the
+            3D-VAE-GAN's); used the same at training and sampling.
+        image_size: Edge of the encoder's square RGB input (vae_gan only): 256 is
+            the paper's, 128, 64 and 32 smaller layouts (tf3dgan.models.encoder).
+            The encoder's widths are 1, 2, 4, 8 times base_filters, like D's.
     """
 
+    model: str = "gan"
     resolution: int = 64
     latent_dim: int = 200
     base_filters: int = 64
     prior: str = "uniform"
+    image_size: int = 256
 
     def __post_init__(self) -> None:
+        _check_choice("model", self.model, MODELS)
         _check_choice("resolution", self.resolution, SUPPORTED_RESOLUTIONS)
         _check_choice("prior", self.prior, PRIORS)
+        _check_choice("image_size", self.image_size, SUPPORTED_IMAGE_SIZES)
         _check_positive("latent_dim", self.latent_dim)
         _check_positive("base_filters", self.base_filters)
+        if self.model == "vae_gan" and self.prior != VAE_GAN_PRIOR:
+            raise ValueError(
+                f"model='vae_gan' needs prior={VAE_GAN_PRIOR!r}, received prior={self.prior!r}: "
+                "its KL term pulls the encoder's q(z|y) towards N(0, I), so the generator is "
+                f"trained and sampled on N(0, I). Pass --prior {VAE_GAN_PRIOR} (the presets "
+                "cpu32_vae, paper64_vae and smoke_vae set it).")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +94,18 @@ class TrainConfig:
         mode_seeking_weight: Weight of the mode-seeking term in G's loss (Mao et
             al., CVPR 2019), which rewards different z for giving different
             shapes; 0 (the paper) leaves it out. Needs an even batch per replica.
+        encoder_learning_rate: Adam learning rate of the 3D-VAE-GAN's image encoder
+            (the paper gives none; 1e-4 by default).
+        kl_weight: a1, the weight of KL(q(z|y) || N(0, I)) in the 3D-VAE-GAN's loss
+            (5 in the paper).
+        reconstruction_weight: a2, the weight of the reconstruction term
+            ||G(E(y)) - x||^2 (summed over voxels) in the 3D-VAE-GAN's loss (1e-4 in
+            the paper).
+        init_from: A 3D-GAN workdir (its newest checkpoint), a checkpoints folder
+            or a checkpoint path (runs/gan/checkpoints/ckpt-1200) whose generator and
+            discriminator weights start a fresh run (the paper starts its 3D-VAE-GAN
+            from a trained 3D-GAN); empty starts from random weights. Ignored when
+            the run resumes.
         train_steps: Total number of training steps.
         steps_per_epoch: Steps between checkpoints, sample grids and the end of a
             progress bar line; train_steps must be a multiple of it.
@@ -95,6 +129,10 @@ class TrainConfig:
     beta_1: float = 0.5
     d_accuracy_threshold: float = 0.8
     mode_seeking_weight: float = 0.0
+    encoder_learning_rate: float = 1e-4
+    kl_weight: float = 5.0
+    reconstruction_weight: float = 1e-4
+    init_from: str = ""
     train_steps: int = 10000
     steps_per_epoch: int = 100
     log_every_steps: int = 10
@@ -108,7 +146,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "generator_learning_rate", "discriminator_learning_rate",
-                     "train_steps", "steps_per_epoch", "log_every_steps",
+                     "encoder_learning_rate", "train_steps", "steps_per_epoch", "log_every_steps",
                      "keep_checkpoints", "num_sample_images"):
             _check_positive(name, getattr(self, name))
         if not 0.0 <= self.beta_1 < 1.0:
@@ -124,9 +162,10 @@ class TrainConfig:
                 f"steps_per_epoch={self.steps_per_epoch}: checkpoints are written at "
                 "epoch ends, so pick train_steps = k * steps_per_epoch."
             )
-        if self.mode_seeking_weight < 0:
-            raise ValueError(
-                f"mode_seeking_weight must be >= 0 (0 turns it off), received {self.mode_seeking_weight!r}.")
+        for name in ("mode_seeking_weight", "kl_weight", "reconstruction_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (0 turns the term off), received "
+                                 f"{name}={getattr(self, name)!r}.")
         _check_choice("precision", self.precision, PRECISIONS)
         _check_choice("strategy", self.strategy, STRATEGIES)
         if self.cpu_devices < 0:
@@ -146,7 +185,10 @@ class DataConfig:
             .npz with ModelNet10's labels), "cache" (made by python -m pipelines.prepare),
             a layout of files read through its prepared cache: "modelnet",
             "shapenet_binvox", "folder", or "tfds" (a prepared TFDS dataset,
-            --data_path modelnet10/32; see tf3dgan.data.registry).
+            --data_path modelnet10/32; see tf3dgan.data.registry). For model vae_gan
+            also "pairs" (an .npz of (image, shape) pairs from python -m
+            pipelines.render_pairs) and "pair_folder" (a folder with a manifest.csv of
+            your own pictures and shapes); the other datasets are rendered.
         data_path: File or folder the dataset is read from (unused by synthetic).
         classes: Comma-separated class names to keep; empty keeps all.
         split: Split of the dataset to train on.
@@ -154,6 +196,8 @@ class DataConfig:
         augment_rotate: Rotate each training shape by a random multiple of 90 degrees
             about the up (z) axis.
         augment_flip: Mirror each training shape in x and in y, each with probability 1/2.
+        views_per_shape: 3D-VAE-GAN only: images rendered of each training shape
+            (from different viewpoints), each paired with the shape.
     """
 
     data: str = "synthetic"
@@ -163,9 +207,11 @@ class DataConfig:
     synthetic_shapes_per_class: int = 400
     augment_rotate: bool = False
     augment_flip: bool = False
+    views_per_shape: int = 4
 
     def __post_init__(self) -> None:
         _check_positive("synthetic_shapes_per_class", self.synthetic_shapes_per_class)
+        _check_positive("views_per_shape", self.views_per_shape)
 
     @property
     def class_list(self) -> tuple[str, ...]:
@@ -283,7 +329,32 @@ SMOKE = ExperimentConfig(
     preset="smoke",
 )
 
-PRESETS: dict[str, ExperimentConfig] = {"paper64": PAPER64, "cpu32": CPU32, "smoke": SMOKE}
+# The paper's 3D-VAE-GAN: the 64^3 networks, the 256x256 encoder, a1 = 5, a2 = 1e-4.
+PAPER64_VAE = ExperimentConfig(
+    model=ModelConfig(model="vae_gan", prior=VAE_GAN_PRIOR, image_size=256),
+    preset="paper64_vae",
+)
+
+# The 3D-VAE-GAN sized for two CPU cores: cpu32's networks and learning rates, with
+# a 64x64 encoder.
+CPU32_VAE = ExperimentConfig(
+    model=dataclasses.replace(CPU32.model, model="vae_gan", prior=VAE_GAN_PRIOR, image_size=64),
+    train=CPU32.train,
+    preset="cpu32_vae",
+)
+
+# Tiny and fast, for tests: smoke's networks with a 32x32 encoder, two views per shape.
+SMOKE_VAE = ExperimentConfig(
+    model=dataclasses.replace(SMOKE.model, model="vae_gan", prior=VAE_GAN_PRIOR, image_size=32),
+    train=dataclasses.replace(SMOKE.train, encoder_learning_rate=1e-3),
+    data=dataclasses.replace(SMOKE.data, views_per_shape=2),
+    preset="smoke_vae",
+)
+
+PRESETS: dict[str, ExperimentConfig] = {
+    "paper64": PAPER64, "cpu32": CPU32, "smoke": SMOKE,
+    "paper64_vae": PAPER64_VAE, "cpu32_vae": CPU32_VAE, "smoke_vae": SMOKE_VAE,
+}
 DEFAULT_PRESET = "cpu32"
 
 

@@ -3,6 +3,10 @@
 --task generation hands the command line to `tf3dgan.generation_benchmark` (COV, MMD,
 1-NNA, JSD and a Frechet distance against a reference set; see its --help).
 
+--task reconstruction hands it to `tf3dgan.reconstruction_benchmark`: a 3D-VAE-GAN reconstructs
+renders of the test shapes; mean IoU and average precision per class and overall, beside a
+nearest-neighbour retrieval baseline (see python -m tf3dgan.evaluate --task reconstruction --help).
+
 --task recognition (the default): the paper's recognition benchmark. The
 discriminator's features (layers 2-4, each max-pooled to 2x2x2) are extracted for the
 training and test splits, standardized on the training split, and a linear SVM is
@@ -42,8 +46,7 @@ import sys
 
 from tf3dgan.argument_types import positive_int
 
-TASKS = ("recognition", "generation")
-LATER_TASKS = ("reconstruction",)
+TASKS = ("recognition", "generation", "reconstruction")
 
 
 def _number_list(kind):
@@ -65,8 +68,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tf3dgan.evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="recognition",
-                        help="What to measure: recognition, or generation (see python -m "
-                             "tf3dgan.generation_benchmark --help); reconstruction comes later.")
+                        help="What to measure: recognition, generation (see python -m "
+                             "tf3dgan.generation_benchmark --help) or reconstruction (see "
+                             "python -m tf3dgan.evaluate --task reconstruction --help).")
     model = parser.add_argument_group("model (one of)")
     model.add_argument("--model", help="Workdir, checkpoints/ dir, checkpoint prefix, SavedModel version "
                                        "dir or model base path.")
@@ -111,9 +115,6 @@ class UsageError(Exception):
 
 
 def _check(args: argparse.Namespace) -> None:
-    if args.task in LATER_TASKS:
-        raise UsageError(f"--task {args.task} is not implemented yet; only --task recognition "
-                         "and --task generation are (reconstruction comes later).")
     if args.task not in TASKS:
         raise UsageError(f"Unknown --task {args.task!r}; expected one of {TASKS}.")
     if (args.model is None) == (args.server is None):
@@ -154,10 +155,12 @@ def run(args: argparse.Namespace, argv=None) -> dict:
 
 
 def main(argv=None) -> int:
-    from tf3dgan import generation_benchmark
+    from tf3dgan import generation_benchmark, reconstruction_benchmark
 
     if generation_benchmark.requested(argv):
         return generation_benchmark.main(argv)
+    if reconstruction_benchmark.requested(argv):
+        return reconstruction_benchmark.main(argv)
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

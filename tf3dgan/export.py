@@ -4,6 +4,8 @@
 
     <model_base_path>/<version>/
         saved_model.pb                      the signatures of `tf3dgan.signatures`
+                                            (with `reconstruct` and `reconstruct_bytes`
+                                            for a 3D-VAE-GAN, which has an image encoder)
         variables/
         assets/model_card.json              what the model is (see `model_card`)
         assets.extra/tf_serving_warmup_requests
@@ -42,7 +44,8 @@ MODEL_CARD_FILE = "model_card.json"
 WARMUP_FILE = "tf_serving_warmup_requests"
 REQUIRED_CARD_FIELDS = ("preset", "steps_trained", "data")
 MAX_VERSION = 2**63 - 1  # TF Serving versions are int64
-PRIOR_DESCRIPTIONS = {"uniform": "Uniform(0, 1)", "normal": f"Normal(0, {priors.NORMAL_STDDEV})"}
+PRIOR_DESCRIPTIONS = {"uniform": "Uniform(0, 1)", "normal": f"Normal(0, {priors.NORMAL_STDDEV})",
+                      "standard_normal": "Normal(0, 1)"}
 
 
 def model_card(config: ExperimentConfig, *, steps_trained: int, data_description: str) -> dict:
@@ -120,10 +123,12 @@ def export_model(gan, model_base_path: str | os.PathLike, version: int, *,
 
     The networks are copied out of any distribution strategy first, keeping
     their dtype policy; every output is float32 even under mixed_bfloat16.
+    A model with an image encoder (a `VAEGAN3D`) also gets the `reconstruct`
+    and `reconstruct_bytes` signatures, and its card records `image_size`.
 
     Args:
-        gan: A `GAN3D` (or anything with `.generator`, `.discriminator` and
-            `.prior`).
+        gan: A `GAN3D` or `VAEGAN3D` (anything with `.generator`,
+            `.discriminator` and `.prior`, and optionally `.encoder`).
         model_base_path: The TF Serving model base path.
         version: A positive integer; the version directory's name.
         model_card: The caller's part of the card: at least `preset`,
@@ -153,19 +158,28 @@ def export_model(gan, model_base_path: str | os.PathLike, version: int, *,
     generator = standalone_copy(gan.generator)
     discriminator = standalone_copy(gan.discriminator)
     functions = signatures.signature_functions(generator, discriminator, gan.prior)
-    card = _complete_card(model_card, generator, gan.prior, version, functions)
+    encoder = getattr(gan, "encoder", None)
+    image_size = None
+    if encoder is not None:
+        encoder = standalone_copy(encoder)
+        image_size = int(encoder.image_size)
+        functions.update(signatures.reconstruction_functions(generator, encoder))
+    names = signatures.signature_names(encoder is not None)
+    card = _complete_card(model_card, generator, gan.prior, version, functions, image_size)
 
     def write(directory: Path) -> None:
         archive = keras.export.ExportArchive()
-        archive.track(generator)
-        archive.track(discriminator)
-        for name in signatures.SIGNATURE_NAMES:
+        for network in (generator, discriminator, encoder):
+            if network is not None:
+                archive.track(network)
+        for name in names:
             archive.add_endpoint(name, functions[name])
         archive.write_out(str(directory), verbose=False)
         _write_model_card(directory / "assets" / MODEL_CARD_FILE, card)
         _write_warmup_requests(directory / "assets.extra" / WARMUP_FILE, {
-            name: signatures.example_inputs(name, generator.latent_dim, generator.resolution, gan.prior)
-            for name in signatures.SIGNATURE_NAMES})
+            name: signatures.example_inputs(name, generator.latent_dim, generator.resolution, gan.prior,
+                                            image_size)
+            for name in names})
 
     return _write_atomically(model_base_path, version, write)
 
@@ -219,7 +233,8 @@ def read_model_card(version_directory: str | os.PathLike) -> dict:
     return json.loads((Path(version_directory) / "assets" / MODEL_CARD_FILE).read_text())
 
 
-def _complete_card(card: dict, generator, prior: str, version: int, functions: dict) -> dict:
+def _complete_card(card: dict, generator, prior: str, version: int, functions: dict,
+                   image_size: int | None = None) -> dict:
     computed = {
         "resolution": generator.resolution,
         "latent_dim": generator.latent_dim,
@@ -236,6 +251,9 @@ def _complete_card(card: dict, generator, prior: str, version: int, functions: d
         "keras_version": keras.__version__,
         "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+    if image_size is not None:  # a 3D-VAE-GAN: what its image signatures expect
+        computed["image_size"] = image_size
+        computed["image_background"] = [round(value * 255) for value in signatures.IMAGE_BACKGROUND]
     conflicts = [name for name in computed if name in card and card[name] != computed[name]]
     if conflicts:
         raise ValueError(

@@ -1,4 +1,7 @@
-"""Stateless GAN losses, per example, in generator/discriminator pairs.
+"""Stateless losses of the 3D-GAN and the 3D-VAE-GAN, per example.
+
+The GAN losses come in generator/discriminator pairs; the 3D-VAE-GAN adds the
+KL term and the reconstruction term of its encoder.
 
 They return one loss per example (shape [batch]) rather than a mean, because
 under a distribution strategy the mean must be taken over the *global* batch
@@ -56,3 +59,61 @@ def generator_diversity(fakes: tf.Tensor, latents: tf.Tensor) -> tf.Tensor:
     shape_distance = tf.reduce_mean(tf.abs(fakes[:, 0] - fakes[:, 1]), axis=1)
     latent_distance = tf.reduce_mean(tf.abs(latents[:, 0] - latents[:, 1]), axis=1)
     return shape_distance / latent_distance
+
+
+def kl_divergence(z_mean: tf.Tensor, z_log_var: tf.Tensor) -> tf.Tensor:
+    """KL(N(z_mean, exp(z_log_var)) || N(0, I)) per example, in nats.
+
+    The closed form for diagonal Gaussians:
+    0.5 * sum_j (exp(log_var_j) + mean_j^2 - 1 - log_var_j).
+
+    Args:
+        z_mean: float [batch, latent_dim], the mean of q(z|y).
+        z_log_var: float [batch, latent_dim], the log-variance of q(z|y).
+
+    Returns:
+        float32 [batch].
+    """
+    z_mean = tf.cast(z_mean, tf.float32)
+    z_log_var = tf.cast(z_log_var, tf.float32)
+    return 0.5 * tf.reduce_sum(tf.exp(z_log_var) + tf.square(z_mean) - 1.0 - z_log_var, axis=-1)
+
+
+def reconstruction_loss(reconstructions: tf.Tensor, voxels: tf.Tensor) -> tf.Tensor:
+    """||G(E(y)) - x||_2^2 per example: squared differences summed over the grid.
+
+    The squared norm (a Gaussian log-likelihood up to constants), summed rather
+    than averaged over voxels: the paper's weight a2 = 1e-4 then gives the term
+    about the size of the GAN loss on 64^3 grids.
+
+    Args:
+        reconstructions: float [batch, R, R, R], occupancy probabilities.
+        voxels: float [batch, R, R, R], the true occupancies in {0, 1}.
+
+    Returns:
+        float32 [batch].
+    """
+    difference = tf.cast(reconstructions, tf.float32) - tf.cast(voxels, tf.float32)
+    difference = tf.reshape(difference, [tf.shape(difference)[0], -1])
+    return tf.reduce_sum(tf.square(difference), axis=1)
+
+
+def voxel_iou(predictions: tf.Tensor, voxels: tf.Tensor, threshold: float = 0.5) -> tf.Tensor:
+    """Intersection over union of `predictions > threshold` and `voxels > threshold`, per example.
+
+    Two empty grids count as a perfect match (IoU 1). A metric, not a loss: it has
+    no useful gradient.
+
+    Args:
+        predictions: float [batch, R, R, R].
+        voxels: float [batch, R, R, R].
+        threshold: Occupancy threshold of both.
+
+    Returns:
+        float32 [batch].
+    """
+    predicted = tf.reshape(tf.cast(predictions, tf.float32) > threshold, [tf.shape(predictions)[0], -1])
+    actual = tf.reshape(tf.cast(voxels, tf.float32) > threshold, [tf.shape(voxels)[0], -1])
+    intersection = tf.reduce_sum(tf.cast(predicted & actual, tf.float32), axis=1)
+    union = tf.reduce_sum(tf.cast(predicted | actual, tf.float32), axis=1)
+    return tf.where(union > 0, intersection / tf.maximum(union, 1.0), tf.ones_like(union))

@@ -3,6 +3,13 @@
 Drawing z the same way at training and sampling time matters: a generator
 trained on Uniform(0, 1) and sampled with N(0, 1) produces garbage, one of the
 causes of the "it only generates a cube" reports against other implementations.
+
+Priors:
+    uniform          Uniform(0, 1), the official 3D-GAN sampler.
+    normal           Normal(0, 0.33), a common alternative for the 3D-GAN.
+    standard_normal  Normal(0, 1): the 3D-VAE-GAN's, whose KL term pulls the
+                     encoder's q(z|y) towards N(0, I), so its generator must be
+                     sampled from N(0, I) too.
 """
 
 from __future__ import annotations
@@ -18,18 +25,23 @@ def sample_latent(prior: str, shape, seed) -> tf.Tensor:
     """Draws z deterministically from a stateless seed.
 
     Args:
-        prior: "uniform" for Uniform(0, 1) (the official sampler), or "normal"
-            for Normal(0, 0.33).
+        prior: "uniform" for Uniform(0, 1) (the official sampler), "normal"
+            for Normal(0, 0.33), or "standard_normal" for Normal(0, 1).
         shape: [batch, latent_dim].
         seed: int32/int64 tensor of shape [2], as for `tf.random.stateless_*`.
 
     Returns:
         float32 tensor of `shape`.
+
+    Raises:
+        ValueError: if `prior` is not supported.
     """
     if prior == "uniform":
         return tf.random.stateless_uniform(shape, seed=seed, minval=0.0, maxval=1.0)
     if prior == "normal":
         return tf.random.stateless_normal(shape, seed=seed, stddev=NORMAL_STDDEV)
+    if prior == "standard_normal":
+        return tf.random.stateless_normal(shape, seed=seed)
     raise ValueError(f"prior={prior!r} is not supported. Expected one of {PRIORS}.")
 
 
@@ -41,7 +53,7 @@ def sample_latent_per_seed(prior: str, seeds, latent_dim: int) -> tf.Tensor:
     `GAN3D.sample_latent(1, seed=s)` draws in-process.
 
     Args:
-        prior: "uniform" or "normal", as for `sample_latent`.
+        prior: "uniform", "normal" or "standard_normal", as for `sample_latent`.
         seeds: int64 [batch] (any integers, negative ones included).
         latent_dim: Size of z.
 

@@ -26,6 +26,26 @@ byte, most significant bit first (NumPy's bitorder="big"): bit 7 - j of byte
 `discriminator_features` returns the recognition features of
 `tf3dgan.recognition_features` (F = 7,168 at 64^3 and 32^3 with the paper's
 widths) and D's real/fake logit.
+
+A 3D-VAE-GAN (a model with an image encoder) has two more, image -> shape:
+
+    reconstruct             images float32 [batch, H, W, 3], RGB in [0, 1]
+                            -> voxels float32 [batch, R, R, R] (G(z_mean)),
+                               z_mean float32 [batch, latent_dim]
+    reconstruct_bytes       image_bytes string [batch], PNG/JPEG/GIF/BMP/WebP files
+                            -> voxels, z_mean as `reconstruct`
+
+Two signatures, not one with both inputs: a SignatureDef's inputs are all
+required (TF Serving refuses a request that leaves one out), and a single-input
+signature takes REST's row format, `{"instances": [{"b64": "..."}]}`.
+Images of any size are resized to the encoder's `image_size` (bilinear with
+antialiasing, aspect ratio not kept: crop to a square around the object first);
+an image already of that size passes unchanged. `reconstruct_bytes` decodes each
+file in the graph (`tf.io.decode_image`, first frame of an animation; 16-bit
+PNGs are reduced to 8 bits), scales it by 1/255, turns grey into RGB and
+composites an alpha channel over the renders' background colour
+(`IMAGE_BACKGROUND`), so a PNG of an 8-bit image `x` gives exactly the result of
+`reconstruct` on `x / 255`. Images in one request may have different sizes.
 """
 
 from __future__ import annotations
@@ -34,6 +54,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf3dgan import priors
+from tf3dgan.data.render import BACKGROUND_COLOR
 from tf3dgan.recognition_features import pool_responses
 
 SERVING_DEFAULT = "serving_default"
@@ -41,6 +62,11 @@ SAMPLE = "sample"
 OCCUPANCY = "occupancy"
 DISCRIMINATOR_FEATURES = "discriminator_features"
 SIGNATURE_NAMES = (SERVING_DEFAULT, SAMPLE, OCCUPANCY, DISCRIMINATOR_FEATURES)
+RECONSTRUCT = "reconstruct"
+RECONSTRUCT_BYTES = "reconstruct_bytes"
+RECONSTRUCTION_SIGNATURE_NAMES = (RECONSTRUCT, RECONSTRUCT_BYTES)
+# The renders' background (tf3dgan.data.render), in [0, 1]: what transparent pixels become.
+IMAGE_BACKGROUND = tuple(float(value) / 255.0 for value in BACKGROUND_COLOR)
 
 OCCUPANCY_BITORDER = "big"
 _BIT_WEIGHTS = (128, 64, 32, 16, 8, 4, 2, 1)  # "big": the first voxel is the high bit
@@ -55,7 +81,17 @@ SUMMARIES = {
                "per sample ([batch]; required under TF Serving's --enable_batching).",
     DISCRIMINATOR_FEATURES: "The paper's recognition features (D's layers 2-4, each max-pooled "
                             "to 2x2x2 and concatenated) and D's real/fake logit.",
+    RECONSTRUCT: "Image -> shape (3D-VAE-GAN): RGB images in [0, 1], any size (resized to the "
+                 "encoder's image_size), -> G(z_mean) and z_mean.",
+    RECONSTRUCT_BYTES: "Image -> shape (3D-VAE-GAN) from encoded image files (PNG, JPEG, GIF, BMP, "
+                       "WebP), decoded in the graph; grey becomes RGB, alpha is composited over the "
+                       "render background. -> G(z_mean) and z_mean.",
 }
+
+
+def signature_names(has_encoder: bool) -> tuple[str, ...]:
+    """The signatures an export holds: the 3D-GAN's four, plus the two image ones with an encoder."""
+    return SIGNATURE_NAMES + (RECONSTRUCTION_SIGNATURE_NAMES if has_encoder else ())
 
 
 def pack_occupancy(voxels, threshold):
@@ -161,35 +197,149 @@ def signature_functions(generator, discriminator, prior: str) -> dict:
             DISCRIMINATOR_FEATURES: discriminator_features}
 
 
-def example_inputs(name: str, latent_dim: int, resolution: int, prior: str) -> dict:
+def resize_images(images, image_size: int):
+    """Brings RGB images to image_size x image_size, as the `reconstruct` signatures do.
+
+    Bilinear with antialiasing (a photo shrunk 16 times does not alias); the
+    aspect ratio is not kept. At the same size the images come back unchanged.
+
+    Args:
+        images: float32 [batch, H, W, 3] (or [H, W, 3]) in [0, 1].
+        image_size: The encoder's input size.
+
+    Returns:
+        float32 [batch, image_size, image_size, 3] (or [image_size, image_size, 3]).
+    """
+    images = tf.convert_to_tensor(images, tf.float32)
+    return tf.image.resize(images, [image_size, image_size], method="bilinear", antialias=True)
+
+
+def decode_image(image_bytes, image_size: int, background=IMAGE_BACKGROUND):
+    """One encoded image file -> float32 RGB [image_size, image_size, 3] in [0, 1].
+
+    Decodes PNG, JPEG, GIF (first frame), BMP and WebP to 8 bits per channel,
+    scales by 1/255 (exactly x / 255), turns grey into RGB, composites an alpha
+    channel over `background`, and resizes with `resize_images`.
+
+    Args:
+        image_bytes: A string scalar tensor: the file's bytes.
+        image_size: The encoder's input size.
+        background: RGB in [0, 1] behind transparent pixels.
+
+    Returns:
+        float32 [image_size, image_size, 3].
+
+    Raises:
+        tf.errors.InvalidArgumentError: at run time, for bytes that are not an
+            image ("Unknown image file format. One of JPEG, ... required.").
+    """
+    decoded = tf.io.decode_image(image_bytes, channels=0, dtype=tf.uint8, expand_animations=False)
+    pixels = tf.cast(decoded, tf.float32) / 255.0
+    channels = tf.shape(pixels)[-1]
+    has_alpha = tf.equal(channels % 2, 0)  # grey + alpha (2) or RGBA (4)
+    colour_channels = channels - tf.cast(has_alpha, tf.int32)
+    colour = pixels[..., :colour_channels]
+    colour = tf.cond(tf.equal(colour_channels, 1), lambda: tf.tile(colour, [1, 1, 3]), lambda: colour)
+    colour = tf.ensure_shape(colour, [None, None, 3])
+    alpha = tf.cond(has_alpha, lambda: pixels[..., -1:], lambda: tf.ones_like(pixels[..., :1]))
+    backdrop = tf.constant(background, tf.float32)
+    # Opaque pixels (alpha 1) keep their colour exactly.
+    composited = colour * alpha + backdrop * (1.0 - alpha)
+    return resize_images(composited, image_size)
+
+
+def decode_images(image_bytes, image_size: int, background=IMAGE_BACKGROUND):
+    """A batch of encoded image files (string [batch]) -> float32 [batch, image_size, image_size, 3].
+
+    Each file is decoded on its own (`decode_image`), so their sizes and
+    formats may differ.
+    """
+    image_bytes = tf.convert_to_tensor(image_bytes, tf.string)
+    return tf.map_fn(lambda data: decode_image(data, image_size, background), image_bytes,
+                     fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.float32))
+
+
+def reconstruction_functions(generator, encoder) -> dict:
+    """The `reconstruct` and `reconstruct_bytes` signatures of a 3D-VAE-GAN.
+
+    Both return voxels = G(z_mean) and z_mean, with BatchNorm in inference
+    mode, as `VAEGAN3D.reconstruct` computes them.
+
+    Args:
+        generator: A built `Generator` (not under a distribution strategy).
+        encoder: A built `ImageEncoder` whose latent size is the generator's;
+            its `image_size` is the size images are brought to.
+
+    Returns:
+        {RECONSTRUCT: tf.function, RECONSTRUCT_BYTES: tf.function}.
+
+    Raises:
+        ValueError: if the encoder's latent size differs from the generator's.
+    """
+    if encoder.latent_dim != generator.latent_dim:
+        raise ValueError(
+            f"The encoder outputs {encoder.latent_dim}-d codes but the generator reads "
+            f"{generator.latent_dim}-d z; export the encoder and generator of one VAE-GAN.")
+    image_size = int(encoder.image_size)
+
+    def reconstruct_from(images):
+        z_mean, _ = encoder(images, training=False)
+        z_mean = tf.cast(z_mean, tf.float32)
+        return {"voxels": tf.cast(generator(z_mean, training=False), tf.float32), "z_mean": z_mean}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
+    def reconstruct(images):
+        return reconstruct_from(resize_images(images, image_size))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    def reconstruct_bytes(image_bytes):
+        return reconstruct_from(decode_images(image_bytes, image_size))
+
+    return {RECONSTRUCT: reconstruct, RECONSTRUCT_BYTES: reconstruct_bytes}
+
+
+def encode_png(image) -> bytes:
+    """A uint8 RGB image [H, W, 3] as PNG bytes (for `reconstruct_bytes` requests)."""
+    return tf.io.encode_png(tf.convert_to_tensor(np.asarray(image, np.uint8))).numpy()
+
+
+def example_inputs(name: str, latent_dim: int, resolution: int, prior: str,
+                   image_size: int | None = None) -> dict:
     """A one-sample request for signature `name`, as NumPy arrays (used for warm-up).
 
     The threshold is sent as [batch], not as a scalar: TF Serving's batching
     session refuses inputs without a batch dimension, and a failed warm-up
-    request fails the model's load.
+    request fails the model's load. The image signatures get one blank image
+    of the encoder's size (as floats, and as a PNG file).
 
     Args:
-        name: One of `SIGNATURE_NAMES`.
+        name: One of `signature_names(image_size is not None)`.
         latent_dim: Size of z.
         resolution: Grid edge R.
         prior: The training prior (z is drawn from it).
+        image_size: The encoder's image size; None for a model without one.
 
     Returns:
         {input key: ndarray}.
 
     Raises:
-        ValueError: if `name` is not a signature.
+        ValueError: if `name` is not a signature (of a model without an encoder,
+            for the image signatures).
     """
     z = priors.sample_latent_per_seed(prior, [0], latent_dim).numpy()
     examples = {
-        SERVING_DEFAULT: {"z": z},
-        SAMPLE: {"seed": np.array([0], np.int64)},
-        OCCUPANCY: {"z": z, "threshold": np.array([0.5], np.float32)},
-        DISCRIMINATOR_FEATURES: {"voxels": np.zeros((1,) + (resolution,) * 3, np.float32)},
+        SERVING_DEFAULT: lambda: {"z": z},
+        SAMPLE: lambda: {"seed": np.array([0], np.int64)},
+        OCCUPANCY: lambda: {"z": z, "threshold": np.array([0.5], np.float32)},
+        DISCRIMINATOR_FEATURES: lambda: {"voxels": np.zeros((1,) + (resolution,) * 3, np.float32)},
     }
+    if image_size is not None:
+        blank = np.broadcast_to(BACKGROUND_COLOR.astype(np.uint8), (image_size, image_size, 3))
+        examples[RECONSTRUCT] = lambda: {"images": (blank.astype(np.float32) / 255.0)[None]}
+        examples[RECONSTRUCT_BYTES] = lambda: {"image_bytes": np.array([encode_png(blank)], object)}
     if name not in examples:
-        raise ValueError(f"Unknown signature {name!r}; expected one of {SIGNATURE_NAMES}.")
-    return examples[name]
+        raise ValueError(f"Unknown signature {name!r}; expected one of {tuple(examples)}.")
+    return examples[name]()
 
 
 def describe(functions: dict) -> dict:
@@ -199,7 +349,7 @@ def describe(functions: dict) -> dict:
     unknown rank (the occupancy threshold) has shape null.
 
     Args:
-        functions: What `signature_functions` returns.
+        functions: What `signature_functions` (and `reconstruction_functions`) return.
 
     Returns:
         {name: {"summary", "inputs": {key: {"dtype", "shape"}}, "outputs": {...}}}.

@@ -1,7 +1,13 @@
-"""train(): the whole 3D-GAN training run, from config to SavedModel.
+"""train(): the whole 3D-GAN or 3D-VAE-GAN training run, from config to SavedModel.
+
+`config.model.model` picks the model: "gan" (`GAN3D`, trained on voxel grids) or
+"vae_gan" (`VAEGAN3D`, trained on (image, shape) pairs). Both share everything
+else: strategies, checkpoints, resuming, callbacks and the export.
 
 What a run leaves in its workdir:
     config.json           the experiment config (a resumed run must match its model)
+    pairs.npz             (vae_gan, from a dataset) the rendered (image, shape) pairs, so
+                          that a resumed run does not render them again
     checkpoints/          a checkpoint every epoch (steps_per_epoch steps) and at the end
     logs/                 TensorBoard scalars, sample images and meshes, and (with
                           metrics_every_steps) the generation quality metrics
@@ -28,16 +34,22 @@ from tf3dgan import callbacks as tf3dgan_callbacks
 from tf3dgan import checkpointing, distribute, export, generation_callbacks
 from tf3dgan.config import ExperimentConfig
 from tf3dgan.data import pipeline, registry
-from tf3dgan.models.gan import build_gan
+from tf3dgan.models.builders import build_model
 
 logger = logging.getLogger(__name__)
+
+PAIRS_FILE = "pairs.npz"
+# --data names that are (image, shape) pairs already (vae_gan only): an .npz written by
+# tf3dgan.data.image_pairs.save_pairs (python -m pipelines.render_pairs), or a folder of
+# users' pictures and shapes with a manifest.csv.
+PAIR_SOURCES = ("pairs", "pair_folder")
 
 
 @dataclasses.dataclass
 class TrainResult:
     """What a finished run produced."""
 
-    gan: object
+    gan: object  # the trained GAN3D or VAEGAN3D
     step: int
     export_path: Path | None
     samples_path: Path | None
@@ -47,7 +59,10 @@ class TrainResult:
 
 def train(config: ExperimentConfig, workdir: str | Path, *, strategy=None,
           verbose: int | str = "auto", extra_callbacks=()) -> TrainResult:
-    """Trains (or resumes) a 3D-GAN as `config` says, writing everything to `workdir`.
+    """Trains (or resumes) a 3D-GAN or 3D-VAE-GAN as `config` says, writing everything to `workdir`.
+
+    A fresh 3D-VAE-GAN run with `config.train.init_from` set starts from that
+    3D-GAN's generator and discriminator weights.
 
     Args:
         config: The experiment.
@@ -82,13 +97,13 @@ def train(config: ExperimentConfig, workdir: str | Path, *, strategy=None,
             f"batch_size={train_config.batch_size} over {replicas} replica(s) does not give an "
             f"even batch per replica; use a multiple of {2 * replicas}, or mode_seeking_weight=0.")
 
-    dataset_info = registry.load_dataset(config.data, config.model.resolution, train_config.seed)
+    dataset_info, pairs = _load_data(config, workdir, chief)
     logger.info("Data: %s", dataset_info.description)
     print(f"Data: {dataset_info.description}", flush=True)
 
     keras.utils.set_random_seed(train_config.seed)
     with strategy.scope():
-        gan = build_gan(config.model, train_config)
+        gan = build_model(config.model, train_config)
         gan.rank1_logs = distribute.is_multi_worker(strategy)
 
     checkpoint = checkpointing.make_checkpoint(gan)
@@ -103,8 +118,15 @@ def train(config: ExperimentConfig, workdir: str | Path, *, strategy=None,
     # checkpoint; the config of this run decides them.
     gan.g_optimizer.learning_rate = train_config.generator_learning_rate
     gan.d_optimizer.learning_rate = train_config.discriminator_learning_rate
+    if config.model.model == "vae_gan":
+        gan.e_optimizer.learning_rate = train_config.encoder_learning_rate
     if restored:
         print(f"Resuming from {restored} at step {start_step}.", flush=True)
+        if train_config.init_from:
+            print(f"init_from={train_config.init_from!r} is not used: the run resumes.", flush=True)
+    elif train_config.init_from:
+        source = checkpointing.load_networks(gan, train_config.init_from, config.model)
+        print(f"Generator and discriminator start from {source}.", flush=True)
     if start_step % train_config.steps_per_epoch:
         raise checkpointing.CheckpointMismatchError(
             f"The checkpoint is at step {start_step}, which is not a multiple of "
@@ -128,10 +150,7 @@ def train(config: ExperimentConfig, workdir: str | Path, *, strategy=None,
 
     history = {}
     if start_step < train_config.train_steps:
-        dataset = pipeline.training_dataset(
-            dataset_info.voxels, train_config.batch_size, train_config.seed, start_step,
-            resolution=config.model.resolution, rotate=config.data.augment_rotate,
-            flip=config.data.augment_flip)
+        dataset = _training_dataset(config, dataset_info, pairs, start_step)
         fit_history = gan.fit(
             dataset,
             epochs=train_config.train_steps // train_config.steps_per_epoch,
@@ -163,3 +182,95 @@ def train(config: ExperimentConfig, workdir: str | Path, *, strategy=None,
     keras.config.set_dtype_policy("float32")
     return TrainResult(gan=gan, step=step, export_path=export_path, samples_path=samples_path,
                        history=history, seconds=time.time() - started)
+
+
+def _load_data(config: ExperimentConfig, workdir: Path, chief: bool):
+    """The training data: (a VoxelDataset of the grids, the PairSet or None).
+
+    For "gan", the grids of `config.data`. For "vae_gan", the pairs too: read from
+    --data pairs / pair_folder, or rendered from the dataset's grids and cached in
+    workdir/pairs.npz (a resumed run reads them back instead of rendering again).
+
+    Raises:
+        ValueError: for a pair source with model "gan", augmentations with "vae_gan"
+            (they would turn a shape away from its pictures), class filters on a pair
+            source, or pairs of another image size.
+        FileNotFoundError: for a missing data path.
+    """
+    data_config, model_config = config.data, config.model
+    if model_config.model == "gan":
+        if data_config.data in PAIR_SOURCES:
+            raise ValueError(
+                f"--data {data_config.data} holds (image, shape) pairs, which only the 3D-VAE-GAN "
+                "trains on; pass --model vae_gan (e.g. --preset cpu32_vae), or a dataset of shapes.")
+        dataset_info = registry.load_dataset(data_config, model_config.resolution, config.train.seed)
+        return dataset_info, None
+
+    from tf3dgan.data import image_pairs
+
+    if data_config.augment_rotate or data_config.augment_flip:
+        raise ValueError(
+            "augment_rotate and augment_flip turn each shape but not its pictures, so the pairs "
+            "would no longer match; pass --augment_rotate false --augment_flip false with "
+            "--model vae_gan (the pictures already show each shape from several viewpoints).")
+    if data_config.data in PAIR_SOURCES:
+        if data_config.classes:
+            raise ValueError(
+                f"classes={data_config.classes!r} cannot filter --data {data_config.data}; pass "
+                "--classes '' and make the pairs of the classes you want (python -m "
+                "pipelines.render_pairs).")
+        if data_config.data == "pairs":
+            pairs = image_pairs.load_pairs(data_config.data_path)
+        else:
+            pairs = image_pairs.load_pair_folder(
+                data_config.data_path, model_config.resolution, model_config.image_size)
+        if pairs.image_size != model_config.image_size or pairs.images.shape[2] != model_config.image_size:
+            raise ValueError(
+                f"The pairs in {data_config.data_path} have {pairs.images.shape[1]}x"
+                f"{pairs.images.shape[2]} pictures but the encoder reads {model_config.image_size}x"
+                f"{model_config.image_size}; render them again with --image_size "
+                f"{model_config.image_size}, or train with --image_size {pairs.images.shape[1]}.")
+    else:
+        dataset_info = registry.load_dataset(data_config, model_config.resolution, config.train.seed)
+        pairs = _rendered_pairs(config, dataset_info, workdir / PAIRS_FILE, chief)
+    pipeline.check_upsampling(pairs.resolution, model_config.resolution)
+    dataset_info = registry.VoxelDataset(voxels=pairs.voxels, labels=pairs.labels,
+                                         class_names=pairs.class_names,
+                                         description=pairs.description)
+    return dataset_info, pairs
+
+
+def _rendered_pairs(config: ExperimentConfig, dataset_info, path: Path, chief: bool):
+    """The dataset's grids rendered as pairs, read from `path` if it holds exactly those."""
+    from tf3dgan.data import image_pairs
+
+    views, image_size = config.data.views_per_shape, config.model.image_size
+    grids = (np.asarray(dataset_info.voxels) > 0.5).astype(np.uint8)
+    if path.exists():
+        cached = image_pairs.load_pairs(path)
+        if (cached.image_size == image_size and cached.num_pairs == len(grids) * views
+                and cached.voxels.shape == grids.shape and np.array_equal(cached.voxels, grids)):
+            print(f"Pairs: read {cached.num_pairs} rendered pairs from {path}.", flush=True)
+            return cached
+        print(f"Pairs: {path} holds other pairs ({cached.description}); rendering again.", flush=True)
+    pairs = image_pairs.render_pairs(
+        grids, dataset_info.labels, dataset_info.class_names, views_per_shape=views,
+        image_size=image_size, seed=config.train.seed, progress=chief,
+        description=dataset_info.description)
+    if chief:
+        image_pairs.save_pairs(pairs, path)
+    return pairs
+
+
+def _training_dataset(config: ExperimentConfig, dataset_info, pairs, start_step: int):
+    """The endless training stream from batch `start_step`: grids (gan) or (images, grids) pairs."""
+    train_config = config.train
+    if pairs is None:
+        return pipeline.training_dataset(
+            dataset_info.voxels, train_config.batch_size, train_config.seed, start_step,
+            resolution=config.model.resolution, rotate=config.data.augment_rotate,
+            flip=config.data.augment_flip)
+    from tf3dgan.data import image_pairs
+
+    return image_pairs.pair_dataset(pairs, train_config.batch_size, train_config.seed, start_step,
+                                    resolution=config.model.resolution)

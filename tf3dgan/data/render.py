@@ -8,7 +8,11 @@ averaged surface normal, so flat walls stay crisp while staircased cones and sph
 smoothly. Rendering happens at twice the output size and is averaged down, which smooths
 the staircase edges. A grid of 16 renders at 32^3 takes a fraction of a second.
 
-Grid conventions match :mod:`tf3dgan.data.synthetic`: axes (x, y, z), z up.
+Grid conventions match :mod:`tf3dgan.data.synthetic`: axes (x, y, z), z up. The camera
+(:func:`camera_axes`), framing (:func:`fit_frame`), key light and colouring
+(:func:`compose_image`) are shared with :mod:`tf3dgan.data.mesh_render`, so that a mesh and its
+voxelization render alike; ``light_direction`` and ``light_intensity`` vary the light (the
+training pairs of :mod:`tf3dgan.data.image_pairs` do).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ LABEL_COLOR = (60, 60, 60)
 # Muted steel blue: pleasant, and the light/dark faces stay distinguishable from the background.
 OBJECT_COLOR = np.array([96, 140, 196], dtype=np.float32)
 
-_SUPERSAMPLING = 2
+SUPERSAMPLING = 2
 _MARGIN_FRACTION = 0.06
 # Largest magnification relative to fitting the whole grid (matters for tiny objects only).
 _MAXIMUM_ZOOM = 3.0
@@ -51,7 +55,7 @@ def _as_grid(voxels: np.ndarray, name: str) -> np.ndarray:
     return grid
 
 
-def _check_image_size(image_size: int) -> int:
+def check_image_size(image_size: int) -> int:
     """Validate the tile size in pixels."""
     if not isinstance(image_size, (int, np.integer)) or isinstance(image_size, bool) \
             or image_size < 8:
@@ -61,11 +65,20 @@ def _check_image_size(image_size: int) -> int:
     return int(image_size)
 
 
-def _camera(elevation: float, azimuth: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def camera_axes(elevation: float, azimuth: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Right, up and towards-camera unit vectors in grid coordinates.
 
     Azimuth 0 looks at the front of the object (the -y side) with x to the right; positive
-    azimuth swings the camera towards +x. Elevation lifts it above the floor.
+    azimuth swings the camera towards +x. Elevation lifts it above the floor. The projection
+    is orthographic: a point p lands at (p . right, p . up) on the screen, at depth
+    p . towards_camera (larger is nearer).
+
+    Args:
+        elevation: Camera angle above the floor, in degrees.
+        azimuth: Camera angle around the up (z) axis, in degrees.
+
+    Returns:
+        (right, up, towards_camera): float64 unit vectors [3].
     """
     elevation_rad = math.radians(elevation)
     azimuth_rad = math.radians(azimuth)
@@ -83,11 +96,17 @@ def _box_corners(low: np.ndarray, high: np.ndarray) -> np.ndarray:
                      for z in (low[2], high[2])], dtype=np.float64)
 
 
-def _light_direction(azimuth: float) -> np.ndarray:
+def key_light_direction(azimuth: float) -> np.ndarray:
     """Key light from above and in front, slightly to the left, turning with the camera.
 
     Tying it to the camera keeps the pattern the same for any azimuth at the default
     elevation: bright tops, mid-tone left-facing sides, darker right-facing sides.
+
+    Args:
+        azimuth: The camera's azimuth, in degrees.
+
+    Returns:
+        float64 unit vector [3] pointing from the object towards the light, grid coordinates.
     """
     azimuth_rad = math.radians(azimuth)
     horizontal_right = np.array([math.cos(azimuth_rad), math.sin(azimuth_rad), 0.0])
@@ -97,8 +116,45 @@ def _light_direction(azimuth: float) -> np.ndarray:
     return direction / np.linalg.norm(direction)
 
 
+def check_light(light_direction: Sequence[float] | None, light_intensity: float,
+                azimuth: float) -> np.ndarray:
+    """Validate a key light and return its unit direction.
+
+    Args:
+        light_direction: Vector [3] towards the light, or None for the default key light.
+        light_intensity: Scale of the diffuse term, a finite number >= 0.
+        azimuth: The camera's azimuth in degrees, for the default light.
+
+    Returns:
+        float64 unit vector [3].
+
+    Raises:
+        ValueError: If the direction is not a finite non-zero 3-vector or the intensity is
+            negative or not finite.
+    """
+    if not (isinstance(light_intensity, (int, float, np.integer, np.floating))
+            and math.isfinite(light_intensity) and light_intensity >= 0):
+        raise ValueError(
+            f"light_intensity must be a finite number >= 0, got {light_intensity!r}; 1.0 is "
+            f"the default key light.")
+    if light_direction is None:
+        return key_light_direction(azimuth)
+    try:
+        direction = np.asarray(light_direction, dtype=np.float64)
+    except (TypeError, ValueError):
+        direction = np.zeros(0)
+    norm = float(np.linalg.norm(direction)) if direction.shape == (3,) else 0.0
+    if direction.shape != (3,) or not math.isfinite(norm) or norm == 0.0:
+        raise ValueError(
+            f"light_direction must be a non-zero finite vector of 3 numbers (x, y, z) pointing "
+            f"towards the light, got {light_direction!r}; pass None for the default key light.")
+    return direction / norm
+
+
 def render_voxels(voxels: np.ndarray, image_size: int = 128, threshold: float = 0.5,
-                  elevation: float = 30.0, azimuth: float = 45.0) -> np.ndarray:
+                  elevation: float = 30.0, azimuth: float = 45.0, *,
+                  light_direction: Sequence[float] | None = None,
+                  light_intensity: float = 1.0) -> np.ndarray:
     """Render a shaded picture of one voxel grid.
 
     The bounding box of the solid voxels is fitted to the picture, so every object fills most
@@ -112,36 +168,34 @@ def render_voxels(voxels: np.ndarray, image_size: int = 128, threshold: float = 
         threshold: Voxels with a value strictly above this are solid.
         elevation: Camera angle above the floor, in degrees.
         azimuth: Camera angle around the up axis, in degrees; 0 looks at the -y side.
+        light_direction: Vector [3] in grid coordinates pointing towards the key light (any
+            length); None uses :func:`key_light_direction` of ``azimuth``.
+        light_intensity: Scales the key light's diffuse term (the ambient part is kept), so
+            values below 1 give a dimmer, flatter picture and above 1 a brighter one.
 
     Returns:
         uint8 RGB array [image_size, image_size, 3]. An empty grid gives a blank background.
 
     Raises:
-        ValueError: If ``voxels`` is not a single 3-D grid or ``image_size`` is invalid.
+        ValueError: If ``voxels`` is not a single 3-D grid, ``image_size`` is invalid, or the
+            light is not a non-zero finite 3-vector with a finite intensity >= 0.
     """
     grid = _as_grid(voxels, "voxels")
-    image_size = _check_image_size(image_size)
+    image_size = check_image_size(image_size)
+    light = check_light(light_direction, light_intensity, azimuth)
     occupied = grid > threshold
-    size = image_size * _SUPERSAMPLING
+    size = image_size * SUPERSAMPLING
     background = np.broadcast_to(BACKGROUND_COLOR.astype(np.uint8), (image_size, image_size, 3))
     if not occupied.any():
         return background.copy()
 
-    right, up, towards_camera = _camera(elevation, azimuth)
+    right, up, towards_camera = camera_axes(elevation, azimuth)
     view = np.stack([right, up, towards_camera])
 
-    # Fit the bounding box of the solid voxels to the picture, so every object fills its tile;
-    # cap the zoom relative to fitting the whole grid so a lone voxel does not fill the frame.
-    grid_corners = _box_corners(np.zeros(3), np.array(grid.shape, dtype=np.float64)) @ view[:2].T
-    grid_extent = float(np.max(grid_corners.max(axis=0) - grid_corners.min(axis=0)))
     solid = np.argwhere(occupied)
-    object_corners = _box_corners(solid.min(axis=0).astype(np.float64),
-                                  solid.max(axis=0) + 1.0) @ view[:2].T
-    corner_low = object_corners.min(axis=0)
-    corner_high = object_corners.max(axis=0)
-    object_extent = max(float(np.max(corner_high - corner_low)), grid_extent / _MAXIMUM_ZOOM)
-    pixels_per_voxel = size * (1 - 2 * _MARGIN_FRACTION) / object_extent
-    screen_center = (corner_low + corner_high) / 2
+    pixels_per_voxel, screen_center = fit_frame(
+        view, np.array(grid.shape, dtype=np.float64), solid.min(axis=0).astype(np.float64),
+        solid.max(axis=0) + 1.0, size)
 
     # Work on the bounding box of the solid voxels only: everything outside it is empty.
     low = solid.min(axis=0)
@@ -176,7 +230,6 @@ def render_voxels(voxels: np.ndarray, image_size: int = 128, threshold: float = 
 
     samples_per_edge = max(1, math.ceil(pixels_per_voxel / _SAMPLE_SPACING_PIXELS))
     offsets_1d = (np.arange(samples_per_edge) + 0.5) / samples_per_edge - 0.5
-    light = _light_direction(azimuth)
 
     positions, depths, shades = [], [], []
     for axis, sign in directions:
@@ -202,7 +255,7 @@ def render_voxels(voxels: np.ndarray, image_size: int = 128, threshold: float = 
         bent = normal[None, :] + _NORMAL_SMOOTHING * agreement[:, None] * nearby_normal
         bent /= np.maximum(np.linalg.norm(bent, axis=1, keepdims=True), 1e-6)
         lambert = np.maximum(bent @ light, 0.0)
-        shade = (0.38 + 0.72 * lambert) * occlusion
+        shade = (0.38 + 0.72 * light_intensity * lambert) * occlusion
 
         tangent_axes = [other for other in range(3) if other != axis]
         offsets = np.zeros((samples_per_edge ** 2, 3))
@@ -218,8 +271,8 @@ def render_voxels(voxels: np.ndarray, image_size: int = 128, threshold: float = 
         depths.append(points[..., 2].reshape(-1).astype(np.float32))
         shades.append(np.repeat(shade.astype(np.float32), samples_per_edge ** 2))
 
-    image = np.empty((size, size, 3), dtype=np.float32)
-    image[:] = BACKGROUND_COLOR
+    depth_buffer = np.full(size * size, -np.inf, dtype=np.float32)
+    shade_buffer = np.zeros(size * size, dtype=np.float32)
     if positions:
         position = np.concatenate(positions)
         depth = np.concatenate(depths)
@@ -233,15 +286,58 @@ def render_voxels(voxels: np.ndarray, image_size: int = 128, threshold: float = 
         depth, shade = depth[inside], shade[inside]
         # Z-buffer: larger depth is nearer the camera. An unbuffered maximum per pixel is far
         # cheaper than sorting the samples; the samples that reach it supply the shade.
-        depth_buffer = np.full(size * size, -np.inf, dtype=np.float32)
         np.maximum.at(depth_buffer, pixel, depth)
         nearest = depth >= depth_buffer[pixel]
-        shade_buffer = np.zeros(size * size, dtype=np.float32)
         shade_buffer[pixel[nearest]] = shade[nearest]
-        depth_buffer = depth_buffer.reshape(size, size)
-        shade_buffer = shade_buffer.reshape(size, size)
-        covered = np.isfinite(depth_buffer)
+    return compose_image(depth_buffer.reshape(size, size), shade_buffer.reshape(size, size),
+                         image_size)
 
+
+def fit_frame(view: np.ndarray, grid_size: np.ndarray, object_low: np.ndarray,
+              object_high: np.ndarray, size: int) -> tuple[float, np.ndarray]:
+    """Scale and centre that fit an object's bounding box to a square picture.
+
+    The projected corners of the object's box fill the picture less a margin; the zoom is
+    capped relative to fitting the whole grid, so a lone voxel does not fill the frame.
+
+    Args:
+        view: [3, 3] rows right, up, towards-camera (:func:`camera_axes`).
+        grid_size: [3] extent of the whole grid (its box starts at the origin).
+        object_low: [3] lower corner of the object's bounding box.
+        object_high: [3] upper corner of the object's bounding box.
+        size: Side of the (supersampled) picture in pixels.
+
+    Returns:
+        (pixels per grid unit, screen centre [2] in projected grid units).
+    """
+    grid_corners = _box_corners(np.zeros(3), grid_size) @ view[:2].T
+    grid_extent = float(np.max(grid_corners.max(axis=0) - grid_corners.min(axis=0)))
+    object_corners = _box_corners(object_low, object_high) @ view[:2].T
+    corner_low = object_corners.min(axis=0)
+    corner_high = object_corners.max(axis=0)
+    object_extent = max(float(np.max(corner_high - corner_low)), grid_extent / _MAXIMUM_ZOOM)
+    return size * (1 - 2 * _MARGIN_FRACTION) / object_extent, (corner_low + corner_high) / 2
+
+
+def compose_image(depth_buffer: np.ndarray, shade_buffer: np.ndarray,
+                  image_size: int) -> np.ndarray:
+    """Colour a supersampled depth and shade buffer and average it down to the output size.
+
+    Args:
+        depth_buffer: float [S, S] with S = 2 * image_size, depth in grid units (larger is
+            nearer), -inf where nothing was drawn.
+        shade_buffer: float [S, S] light factor of each covered pixel (about 0.3 to 1.2).
+        image_size: Side of the output.
+
+    Returns:
+        uint8 RGB [image_size, image_size, 3]: the object's colour times the shade, darker
+        outlines where depth jumps by more than 3 grid units, the background elsewhere.
+    """
+    size = image_size * SUPERSAMPLING
+    image = np.empty((size, size, 3), dtype=np.float32)
+    image[:] = BACKGROUND_COLOR
+    covered = np.isfinite(depth_buffer)
+    if covered.any():
         # Outline depth jumps (silhouettes, parts in front of parts) so thin parts stand out.
         filled_depth = np.where(covered, depth_buffer, -1e6)
         jump = np.zeros((size, size), dtype=bool)
@@ -260,7 +356,7 @@ def render_voxels(voxels: np.ndarray, image_size: int = 128, threshold: float = 
                         + 40.0 * np.clip(shade_buffer - 0.9, 0.0, None)[..., None], 0, 255)
         image[covered] = color[covered]
 
-    image = image.reshape(image_size, _SUPERSAMPLING, image_size, _SUPERSAMPLING, 3)
+    image = image.reshape(image_size, SUPERSAMPLING, image_size, SUPERSAMPLING, 3)
     return np.round(image.mean(axis=(1, 3))).astype(np.uint8)
 
 
@@ -293,7 +389,7 @@ def render_grid(batch: np.ndarray, columns: int | None = None, image_size: int =
     count = array.shape[0]
     if count == 0:
         raise ValueError("batch is empty (N = 0); pass at least one voxel grid to render.")
-    image_size = _check_image_size(image_size)
+    image_size = check_image_size(image_size)
     if columns is None:
         columns = math.ceil(math.sqrt(count))
     if not isinstance(columns, (int, np.integer)) or isinstance(columns, bool) or columns < 1:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import keras
 import tensorflow as tf
 
@@ -11,6 +13,33 @@ from tf3dgan.models.generator import Generator
 
 METRIC_NAMES = ("d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy", "d_update_rate",
                 "g_diversity")
+
+
+class ReplicaStep(NamedTuple):
+    """Where one replica stands in a training step."""
+
+    context: tf.distribute.ReplicaContext
+    replica_id: tf.Tensor
+    local_batch: tf.Tensor
+    global_batch: tf.Tensor
+
+
+class DiscriminatorStep(NamedTuple):
+    """What the discriminator step leaves: global sums, and the gate it used."""
+
+    gate_open: tf.Tensor
+    loss: tf.Tensor
+    real_correct: tf.Tensor
+    fake_correct: tf.Tensor
+    updated: tf.Tensor  # available once D's update is settled
+
+
+class AdversarialLoss(NamedTuple):
+    """G's adversarial loss on a batch of prior samples (this replica's share)."""
+
+    gan_loss: tf.Tensor
+    total_loss: tf.Tensor  # gan_loss plus the mode-seeking term
+    fakes: tf.Tensor
 
 
 @keras.saving.register_keras_serializable(package="tf3dgan")
@@ -36,11 +65,16 @@ class GAN3D(keras.Model):
     step does not depend on the number of replicas (so one and two replicas
     train the same model) nor on whether the run was resumed.
 
+    Subclasses (the 3D-VAE-GAN) reuse the pieces of a step: `_replica_step`,
+    `_discriminator_step` (with the gate), `_adversarial_generator_loss`,
+    `_sum_over_replicas` and `_finish_step`.
+
     Args:
         generator: A `Generator`.
         discriminator: A `Discriminator` of the same resolution.
-        prior: "uniform" (Uniform(0, 1)) or "normal" (Normal(0, 0.33)); the
-            generator is sampled from the same prior after training.
+        prior: "uniform" (Uniform(0, 1)), "normal" (Normal(0, 0.33)) or
+            "standard_normal" (Normal(0, 1)); the generator is sampled from the
+            same prior after training.
         d_accuracy_threshold: The gate's threshold; 1.0 turns the gate off.
         mode_seeking_weight: Weight of the mode-seeking term in G's loss; 0 (the
             paper) leaves it out. It pairs samples 0-1, 2-3, ... so each
@@ -48,6 +82,11 @@ class GAN3D(keras.Model):
         seed: Seeds the noise.
         **kwargs: Passed to `keras.Model`.
     """
+
+    # Logged metrics, in order.
+    metric_names = METRIC_NAMES
+    # Independent noise draws per step: z of the D step, z of the G step.
+    noise_streams = 2
 
     def __init__(self, generator, discriminator, prior="uniform", d_accuracy_threshold=0.8,
                  mode_seeking_weight=0.0, seed=0, **kwargs):
@@ -85,7 +124,7 @@ class GAN3D(keras.Model):
             shape=(), dtype="bool", initializer="ones", trainable=False,
             aggregation="only_first_replica", name="d_gate_open",
         )
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in METRIC_NAMES}
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in self.metric_names}
         # Set for MultiWorkerMirroredStrategy: Keras 3 reduces logs along axis 0
         # there, which fails on scalars (tensorflow/tensorflow#72388).
         self.rank1_logs = False
@@ -123,88 +162,140 @@ class GAN3D(keras.Model):
         return priors.sample_latent(self.prior, [num_samples, self.latent_dim],
                                     tf.constant([seed, 0], tf.int64))
 
-    def _replica_latents(self, stream: int, local_batch, global_batch, replica_id):
+    def _replica_noise(self, stream: int, prior: str, step: ReplicaStep):
+        """This replica's slice of the global batch of noise number `stream` of this step.
+
+        Drawn from the stateless seed (seed, step_counter * noise_streams + stream)
+        for the whole global batch, so it depends on neither the replica split
+        nor a resume.
+        """
         seed = tf.stack([tf.constant(self.seed, tf.int64),
-                         self.step_counter * 2 + stream])
-        latents = priors.sample_latent(self.prior, [global_batch, self.latent_dim], seed)
-        start = replica_id * local_batch
-        return latents[start:start + local_batch]
+                         self.step_counter * self.noise_streams + stream])
+        noise = priors.sample_latent(prior, [step.global_batch, self.latent_dim], seed)
+        start = step.replica_id * step.local_batch
+        return noise[start:start + step.local_batch]
 
-    def train_step(self, real):
-        if isinstance(real, (tuple, list)):  # (x, y) datasets: labels are not used
-            real = real[0]
-        real = tf.cast(real, tf.float32)
+    def _replica_latents(self, stream: int, local_batch, global_batch, replica_id):
+        step = ReplicaStep(None, replica_id, local_batch, global_batch)
+        return self._replica_noise(stream, self.prior, step)
+
+    @staticmethod
+    def _replica_step(batch) -> ReplicaStep:
         context = tf.distribute.get_replica_context()
-        num_replicas = context.num_replicas_in_sync
-        replica_id = tf.cast(context.replica_id_in_sync_group, tf.int32)
-        local_batch = tf.shape(real)[0]
-        global_batch = local_batch * num_replicas
+        local_batch = tf.shape(batch)[0]
+        return ReplicaStep(context=context,
+                           replica_id=tf.cast(context.replica_id_in_sync_group, tf.int32),
+                           local_batch=local_batch,
+                           global_batch=local_batch * context.num_replicas_in_sync)
 
-        # Discriminator step.
+    def _discriminator_step(self, real, step: ReplicaStep) -> DiscriminatorStep:
+        """D's step on real grids and G(z) for z from the prior (noise stream 0), behind the gate.
+
+        Collectives (gradient all-reduces, statistics) must be issued in the same
+        order on every replica, or they pair up wrongly; the control dependencies
+        here and in the callers fix that order: statistics, D update, G step, G
+        update.
+        """
         gate_open = tf.convert_to_tensor(self.d_gate_open)
-        z = self._replica_latents(0, local_batch, global_batch, replica_id)
+        z = self._replica_noise(0, self.prior, step)
         fake = tf.stop_gradient(self.generator(z, training=True))
         with tf.GradientTape() as tape:
             real_logits = self.discriminator(real, training=True)
             fake_logits = self.discriminator(fake, training=True)
             d_loss = tf.nn.compute_average_loss(
-                losses.discriminator_loss(real_logits, fake_logits), global_batch_size=global_batch)
+                losses.discriminator_loss(real_logits, fake_logits), global_batch_size=step.global_batch)
             scaled_d_loss = self.d_optimizer.scale_loss(d_loss)
         d_gradients = tape.gradient(scaled_d_loss, self.discriminator.trainable_weights)
 
-        # Collectives (gradient all-reduces, statistics) must be issued in the same
-        # order on every replica, or they pair up wrongly; the control
-        # dependencies below fix that order: statistics, D update, G step, G update.
         real_correct = tf.reduce_sum(tf.cast(real_logits > 0, tf.float32))
         fake_correct = tf.reduce_sum(tf.cast(fake_logits < 0, tf.float32))
-        d_loss, real_correct, fake_correct = context.all_reduce(
+        d_loss, real_correct, fake_correct = step.context.all_reduce(
             tf.distribute.ReduceOp.SUM, [d_loss, real_correct, fake_correct])
         with tf.control_dependencies([d_loss]):
             d_updated = self._apply_if(
                 gate_open, self.d_optimizer, d_gradients, self.discriminator.trainable_weights)
+        return DiscriminatorStep(gate_open, d_loss, real_correct, fake_correct, d_updated)
 
-        # Generator step, against the updated discriminator.
-        with tf.control_dependencies([d_updated]):
-            z = self._replica_latents(1, local_batch, global_batch, replica_id)
-        paired = 2 * (local_batch // 2)  # pairs 0-1, 2-3, ... (all of an even batch)
-        with tf.GradientTape() as tape:
-            fake = self.generator(z, training=True)
-            fake_logits = self.discriminator(fake, training=True)
-            g_loss = tf.nn.compute_average_loss(
-                losses.generator_loss(fake_logits), global_batch_size=global_batch)
-            total_g_loss = g_loss
-            if self.mode_seeking_weight > 0:
-                total_g_loss += self.mode_seeking_weight * tf.nn.compute_average_loss(
-                    losses.mode_seeking_loss(fake, z), global_batch_size=global_batch // 2)
-            scaled_g_loss = self.g_optimizer.scale_loss(total_g_loss)
-        g_gradients = tape.gradient(scaled_g_loss, self.generator.trainable_weights)
-        self.g_optimizer.apply(g_gradients, self.generator.trainable_weights)
+    def _adversarial_generator_loss(self, z, step: ReplicaStep) -> AdversarialLoss:
+        """G's non-saturating loss on G(z) (plus the mode-seeking term), for use inside a tape."""
+        fake = self.generator(z, training=True)
+        fake_logits = self.discriminator(fake, training=True)
+        g_loss = tf.nn.compute_average_loss(
+            losses.generator_loss(fake_logits), global_batch_size=step.global_batch)
+        total_g_loss = g_loss
+        if self.mode_seeking_weight > 0:
+            total_g_loss += self.mode_seeking_weight * tf.nn.compute_average_loss(
+                losses.mode_seeking_loss(fake, z), global_batch_size=step.global_batch // 2)
+        return AdversarialLoss(g_loss, total_g_loss, fake)
+
+    @staticmethod
+    def _diversity_sums(adversarial: AdversarialLoss, z, step: ReplicaStep) -> dict:
+        """This replica's sum of g_diversity over its pairs 0-1, 2-3, ..., and their count."""
+        paired = 2 * (step.local_batch // 2)  # all of an even batch
         diversity_sum = tf.reduce_sum(
-            losses.generator_diversity(tf.stop_gradient(fake[:paired]), z[:paired]))
-        with tf.control_dependencies([self.g_optimizer.iterations.value]):
-            g_loss, diversity_sum, num_pairs = context.all_reduce(
-                tf.distribute.ReduceOp.SUM,
-                [g_loss, diversity_sum, tf.cast(paired // 2, tf.float32)])
+            losses.generator_diversity(tf.stop_gradient(adversarial.fakes[:paired]), z[:paired]))
+        return {"g_diversity_sum": diversity_sum, "num_pairs": tf.cast(paired // 2, tf.float32)}
 
+    @staticmethod
+    def _sum_over_replicas(step: ReplicaStep, values: dict) -> dict:
+        """Sums each value over the replicas (one all-reduce)."""
+        names = list(values)
+        summed = step.context.all_reduce(tf.distribute.ReduceOp.SUM, [values[n] for n in names])
+        return dict(zip(names, summed))
+
+    def _finish_step(self, step: ReplicaStep, discriminator: DiscriminatorStep, values: dict) -> dict:
+        """Sets the gate for the next step, counts the step and updates the metrics.
+
+        Args:
+            step: This replica's step.
+            discriminator: The D step's result.
+            values: Global values of the metrics other than D's (g_loss, g_diversity, ...).
+
+        Returns:
+            The logs.
+        """
         # Every replica now holds the same global statistics.
-        global_batch_float = tf.cast(global_batch, tf.float32)
-        d_accuracy = (real_correct + fake_correct) / (2.0 * global_batch_float)
+        global_batch_float = tf.cast(step.global_batch, tf.float32)
+        d_accuracy = ((discriminator.real_correct + discriminator.fake_correct)
+                      / (2.0 * global_batch_float))
         self.d_gate_open.assign(d_accuracy <= self.d_accuracy_threshold)
         self.step_counter.assign_add(1)
 
         values = {
-            "d_loss": d_loss,
-            "g_loss": g_loss,
-            "d_real_accuracy": real_correct / global_batch_float,
-            "d_fake_accuracy": fake_correct / global_batch_float,
-            "d_update_rate": tf.cast(gate_open, tf.float32),
-            "g_diversity": diversity_sum / tf.maximum(num_pairs, 1.0),
+            "d_loss": discriminator.loss,
+            "d_real_accuracy": discriminator.real_correct / global_batch_float,
+            "d_fake_accuracy": discriminator.fake_correct / global_batch_float,
+            "d_update_rate": tf.cast(discriminator.gate_open, tf.float32),
+            **values,
         }
-        for name, value in values.items():
-            self.trackers[name].update_state(value)
+        for name in self.metric_names:
+            self.trackers[name].update_state(values[name])
         if self.rank1_logs:
             return {name: tf.reshape(tracker.result(), [1]) for name, tracker in self.trackers.items()}
         return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def train_step(self, real):
+        if isinstance(real, (tuple, list)):  # (x, y) datasets: labels are not used
+            real = real[0]
+        real = tf.cast(real, tf.float32)
+        step = self._replica_step(real)
+        discriminator = self._discriminator_step(real, step)
+
+        # Generator step, against the updated discriminator.
+        with tf.control_dependencies([discriminator.updated]):
+            z = self._replica_noise(1, self.prior, step)
+        with tf.GradientTape() as tape:
+            adversarial = self._adversarial_generator_loss(z, step)
+            scaled_g_loss = self.g_optimizer.scale_loss(adversarial.total_loss)
+        g_gradients = tape.gradient(scaled_g_loss, self.generator.trainable_weights)
+        self.g_optimizer.apply(g_gradients, self.generator.trainable_weights)
+        sums = {"g_loss": adversarial.gan_loss, **self._diversity_sums(adversarial, z, step)}
+        with tf.control_dependencies([self.g_optimizer.iterations.value]):
+            sums = self._sum_over_replicas(step, sums)
+        return self._finish_step(step, discriminator, {
+            "g_loss": sums["g_loss"],
+            "g_diversity": sums["g_diversity_sum"] / tf.maximum(sums["num_pairs"], 1.0),
+        })
 
     @staticmethod
     def _apply_if(condition, optimizer, gradients, variables):
