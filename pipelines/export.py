@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> Path:
     import tensorflow as tf
 
     from tf3dgan import checkpointing, export
-    from tf3dgan.models.gan import build_gan
+    from tf3dgan.models.builders import build_model
 
     try:
         if args.version is not None:
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> Path:
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(config.train.precision)
     try:
-        gan = build_gan(config.model, config.train)
+        gan = build_model(config.model, config.train)
         checkpoint = checkpointing.make_checkpoint(gan)
         manager = tf.train.CheckpointManager(checkpoint, str(checkpoint_dir), max_to_keep=None)
         try:
@@ -128,9 +128,10 @@ def main(argv=None) -> int:
     except OSError as error:  # a failure while writing (disk full ...): nothing was published
         print(f"error: the export failed and left no version directory: {error}", file=sys.stderr)
         return 1
-    from tf3dgan import signatures
+    from tf3dgan import export
 
-    print(f"SavedModel: {path}\nSignatures: {', '.join(signatures.SIGNATURE_NAMES)}", flush=True)
+    names = sorted(export.read_model_card(path)["signatures"])
+    print(f"SavedModel: {path}\nSignatures: {', '.join(names)}", flush=True)
     return 0
 
 

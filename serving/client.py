@@ -271,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample = commands.add_parser("sample", help="draw shapes; write .npy grids and a PNG")
     sample.add_argument("--num_samples", type=int, default=8)
     sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--prior", choices=("uniform", "normal"), default="uniform",
+    sample.add_argument("--prior", choices=("uniform", "normal", "standard_normal"), default="uniform",
                         help="only used when the model has no 'sample' signature")
     sample.add_argument("--threshold", type=float, default=0.5, help="occupancy threshold of the renders")
     sample.add_argument("--image_size", type=int, default=128, help="pixels per rendered tile")

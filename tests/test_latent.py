@@ -165,3 +165,13 @@ def test_the_nearest_run_pairs_each_sample_with_its_neighbours(sources, tmp_path
     assert first == {"index": 2, "class": "copy", "iou": 1.0}
     assert record["samples"][1]["neighbours"][0]["index"] == 3 and record["max_iou"] == 1.0
     assert Image.open(tmp_path / "nearest.png").size == (3 * 34 - 2, 2 * 34 - 2)
+
+
+@pytest.mark.parametrize("prior, low, high", [("uniform", 0.0, 1.0), ("normal", -0.99, 0.99),
+                                              ("standard_normal", -3.0, 3.0)])
+def test_project_to_prior_clips_to_the_priors_support(prior, low, high):
+    z = np.array([[-10.0, -0.5, 0.0, 0.5, 10.0]], np.float32)
+    projected = np.asarray(latent.project_to_prior(z, prior))
+    np.testing.assert_allclose(projected, np.clip(z, low, high), rtol=1e-6)
+    with pytest.raises(ValueError, match="prior='cauchy' is not supported"):
+        latent.project_to_prior(z, "cauchy")

@@ -266,7 +266,7 @@ def _restore_discriminator(config, prefix: str | None, checkpoint_dir: Path, kin
     import tensorflow as tf
 
     from tf3dgan import checkpointing
-    from tf3dgan.models.gan import build_gan
+    from tf3dgan.models.builders import build_model
 
     if tf.distribute.has_strategy():
         raise ValueError("Restore a model for evaluation outside any distribution strategy's scope.")
@@ -274,7 +274,7 @@ def _restore_discriminator(config, prefix: str | None, checkpoint_dir: Path, kin
     # The run's precision: features are computed as the trained model computes them.
     keras.config.set_dtype_policy(config.train.precision)
     try:
-        gan = build_gan(config.model, config.train)
+        gan = build_model(config.model, config.train)
         checkpoint = checkpointing.make_checkpoint(gan)
         if prefix is None:
             manager = tf.train.CheckpointManager(checkpoint, str(checkpoint_dir), max_to_keep=None)

@@ -7,8 +7,8 @@
   by minimizing the mean squared difference ||G(z) - target||^2 / R^3 with Adam from a few
   starts drawn from the prior. After every step z is projected back into the prior's
   support: clipped to [0, 1] for Uniform(0, 1), and to +-3 standard deviations per
-  coordinate for Normal(0, 0.33) (its support is unbounded, but G never saw z beyond
-  that during training, 99.7% of the draws being inside).
+  coordinate for Normal(0, 0.33) and Normal(0, 1) (their support is unbounded, but G
+  never saw z beyond that during training, 99.7% of the draws being inside).
 - `nearest_shapes(samples, shapes)`: for each sample, the training shapes with the highest
   IoU, to show that a sample is not a copy of one of them.
 
@@ -106,6 +106,8 @@ def project_to_prior(z, prior: str):
     if prior == "normal":
         bound = NORMAL_CLIP_STDDEVS * priors.NORMAL_STDDEV
         return tf.clip_by_value(z, -bound, bound)
+    if prior == "standard_normal":
+        return tf.clip_by_value(z, -NORMAL_CLIP_STDDEVS, NORMAL_CLIP_STDDEVS)
     raise ValueError(f"prior={prior!r} is not supported; expected one of {PRIORS}.")
 
 

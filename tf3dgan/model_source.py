@@ -339,13 +339,13 @@ def _restore_generator(config, workdir: Path, checkpoint_prefix: str | None):
     import tensorflow as tf
 
     from tf3dgan import checkpointing
-    from tf3dgan.models.gan import build_gan
+    from tf3dgan.models.builders import build_model
     from tf3dgan.sampling import standalone_copy
 
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(config.train.precision)  # compute as the run did
     try:
-        gan = build_gan(config.model, config.train)
+        gan = build_model(config.model, config.train)
         checkpoint = checkpointing.make_checkpoint(gan)
         if checkpoint_prefix is None:
             manager = tf.train.CheckpointManager(checkpoint, str(workdir / "checkpoints"), max_to_keep=None)
