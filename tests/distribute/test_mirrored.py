@@ -61,3 +61,30 @@ def test_gate_state_is_identical_on_every_replica():
     steps = [int(v.numpy()) for v in strategy.experimental_local_results(gan.step_counter.value)]
     assert len(values) == 2 and values[0] == values[1]
     assert steps == [2, 2]
+
+
+@pytest.mark.parametrize("make_strategy", [
+    tf.distribute.get_strategy,
+    lambda: tf.distribute.OneDeviceStrategy("/cpu:0"),
+    lambda: tf.distribute.MirroredStrategy(["/cpu:0"]),
+    lambda: tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]),
+], ids=["no_strategy", "one_device", "mirrored_one", "mirrored_two"])
+def test_closed_gate_changes_nothing_of_d_on_either_code_path(make_strategy):
+    # Without a mirrored strategy D's update is skipped in a tf.cond; with one it
+    # is computed and the old state restored.
+    strategy = make_strategy()
+    cfg = config_lib.SMOKE.replace(batch_size=8)
+    keras.utils.set_random_seed(7)
+    with strategy.scope():
+        gan = build_gan(cfg.model, cfg.train)
+    gan.d_gate_open.assign(False)
+    state = [np.array(v.numpy(), copy=True) for v in gan.discriminator.weights + gan.d_optimizer.variables]
+    voxels = (np.random.default_rng(3).random((16, 16, 16, 16)) > 0.7).astype(np.uint8)
+    history = gan.fit(pipeline.training_dataset(voxels, cfg.train.batch_size, seed=0),
+                      epochs=1, steps_per_epoch=1, verbose=0, shuffle=False).history
+    assert history["d_update_rate"] == [0.0]
+    # BatchNorm's moving statistics are not D's update: they follow the forward passes.
+    for before, variable in zip(state, gan.discriminator.weights + gan.d_optimizer.variables):
+        if "moving" not in variable.path:
+            np.testing.assert_array_equal(variable.numpy(), before, err_msg=variable.path)
+    assert int(gan.g_optimizer.iterations.numpy()) == 1

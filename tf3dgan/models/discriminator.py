@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 
 from tf3dgan.models import layout
+from tf3dgan.models.batch_normalization import BatchNormalization
 from tf3dgan.models.strided_conv3d import StridedConv3D
 
 
@@ -44,7 +45,7 @@ class Discriminator(keras.Model):
         self.hidden_blocks = []
         for index, filters in enumerate(layout.discriminator_widths(base_filters)):
             conv = StridedConv3D(filters, use_bias=False, name=f"conv{index + 1}")
-            batchnorm = None if index == 0 else keras.layers.BatchNormalization(
+            batchnorm = None if index == 0 else BatchNormalization(
                 momentum=0.9, synchronized=synchronized_batchnorm, name=f"bn{index + 1}"
             )
             self.hidden_blocks.append((conv, batchnorm, keras.layers.LeakyReLU(0.2, name=f"lrelu{index + 1}")))

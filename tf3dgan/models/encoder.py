@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 
 from tf3dgan.config import SUPPORTED_IMAGE_SIZES
+from tf3dgan.models.batch_normalization import BatchNormalization
 
 # The paper's kernels, input to output; every layout keeps them.
 KERNEL_SIZES = (11, 5, 5, 5, 8)
@@ -110,7 +111,7 @@ class ImageEncoder(keras.Model):
                     filters, KERNEL_SIZES[index], strides=strides[index], padding="same",
                     use_bias=False,  # BatchNorm's offset makes a bias redundant.
                     name=f"conv{index + 1}"),
-                keras.layers.BatchNormalization(
+                BatchNormalization(
                     momentum=0.9, synchronized=synchronized_batchnorm, name=f"bn{index + 1}"),
                 keras.layers.ReLU(name=f"relu{index + 1}"),
             ])

@@ -301,16 +301,28 @@ class GAN3D(keras.Model):
     def _apply_if(condition, optimizer, gradients, variables):
         """Applies `gradients` only if `condition`; otherwise nothing changes.
 
-        The update is always computed, and when `condition` is False the
-        variables and the optimizer's state (moments, iteration count) are put
-        back to their values from before it. A `tf.cond` around the update would
-        be cheaper, but under a multi-replica strategy the optimizer's gradient
-        all-reduce inside a branch is either refused by tf.distribute or issues
-        collectives in a different order on different replicas.
+        Without a strategy or under OneDeviceStrategy the update runs inside a
+        `tf.cond`. Under a mirrored strategy it cannot (even with one device):
+        the optimizer's gradient all-reduce inside a branch is either refused by
+        tf.distribute or issues collectives in a different order on different
+        replicas. There the update is always computed, and
+        when `condition` is False the variables and the optimizer's state
+        (moments, iteration count) are put back to their values from before it;
+        that copy and select over every weight and moment costs memory
+        bandwidth a single device has no reason to spend.
 
         Returns:
             A bool tensor: `condition`, available once the update is settled.
         """
+        if (not tf.distribute.has_strategy()
+                or isinstance(tf.distribute.get_strategy(), tf.distribute.OneDeviceStrategy)):
+            def update():
+                optimizer.apply(gradients, variables)
+                with tf.control_dependencies([optimizer.iterations.value]):
+                    return tf.constant(True)
+
+            return tf.cond(condition, update, lambda: tf.constant(False))
+
         state = list(variables) + list(optimizer.variables)
         # The tf.Variables behind the Keras variables, which tf.distribute can update.
         tf_state = [getattr(variable, "value", variable) for variable in state]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 
 from tf3dgan.models import layout
+from tf3dgan.models.batch_normalization import BatchNormalization
 from tf3dgan.models.strided_conv3d_transpose import StridedConv3DTranspose
 
 
@@ -60,7 +61,7 @@ class Generator(keras.Model):
                 deconv = StridedConv3DTranspose(filters, use_bias=False, name=f"deconv{index + 1}")
             self.hidden_blocks.append([
                 deconv,
-                keras.layers.BatchNormalization(
+                BatchNormalization(
                     momentum=0.9, synchronized=synchronized_batchnorm, name=f"bn{index + 1}"
                 ),
                 keras.layers.ReLU(name=f"relu{index + 1}"),
