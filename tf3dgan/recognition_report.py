@@ -7,11 +7,10 @@ and more (see `REPORT_FIELDS` and `tf3dgan.recognition_benchmark`).
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
-from tf3dgan import recognition_plots
+from tf3dgan import atomic_files, recognition_plots
 
 REPORT_FILE = "report.json"
 CURVE_FILE = "curve.png"
@@ -155,13 +154,7 @@ def jsonable_method(name: str, source: dict, result: dict, class_names, curve, t
 
 def write_report(report: dict, out_dir: str | os.PathLike) -> Path:
     """Writes report.json (atomically) into `out_dir`; returns its path."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / REPORT_FILE
-    temporary = out_dir / (REPORT_FILE + ".tmp")
-    temporary.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
-    os.replace(temporary, path)
-    return path
+    return atomic_files.write_json(Path(out_dir) / REPORT_FILE, report)
 
 
 def tables(report: dict) -> str:

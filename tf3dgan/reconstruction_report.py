@@ -6,13 +6,13 @@ holds everything in it and more (see `REPORT_FIELDS` and `tf3dgan.reconstruction
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
 
 import numpy as np
 
+from tf3dgan import atomic_files
 from tf3dgan.recognition_report import markdown_table
 
 REPORT_FILE = "report.json"
@@ -71,13 +71,7 @@ def table(report: dict) -> str:
 
 def write_report(report: dict, out_dir: str | os.PathLike) -> Path:
     """Writes report.json (atomically) into `out_dir`; returns its path."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / REPORT_FILE
-    temporary = out_dir / (REPORT_FILE + ".tmp")
-    temporary.write_text(json.dumps(report, indent=2, sort_keys=False, default=_json_default) + "\n")
-    os.replace(temporary, path)
-    return path
+    return atomic_files.write_json(Path(out_dir) / REPORT_FILE, report, default=_json_default)
 
 
 def _json_default(value):

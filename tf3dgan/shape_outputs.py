@@ -15,7 +15,6 @@ does this for one sample per seed and adds `samples.png` (all of them) and `samp
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tf3dgan import atomic_files
 from tf3dgan import mesh as mesh_lib
 from tf3dgan.data import binvox, render
 
@@ -145,13 +145,8 @@ def write_picture(voxels, path: str | os.PathLike, options: ShapeOptions, *, col
 
 def write_record(path: str | os.PathLike, record: dict) -> Path:
     """Writes a JSON record (sorted keys, NumPy values converted) atomically."""
-    destination = Path(path)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    temporary = destination.with_name(f".{destination.name}.tmp")
-    temporary.write_text(json.dumps({"record_version": RECORD_VERSION, **record}, indent=2,
-                                    sort_keys=True, default=_json_default) + "\n")
-    os.replace(temporary, destination)
-    return destination
+    return atomic_files.write_json(path, {"record_version": RECORD_VERSION, **record},
+                                   sort_keys=True, default=_json_default)
 
 
 def _json_default(value):

@@ -28,13 +28,13 @@ import dataclasses
 import math
 import multiprocessing
 import os
-import uuid
 import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from tf3dgan import atomic_files
 from tf3dgan import progress as progress_lib
 from tf3dgan.data import render, voxelize
 from tf3dgan.data.binvox import check_up_axis
@@ -494,23 +494,12 @@ def save_pairs(pairs: PairSet, path: str | os.PathLike) -> None:
     """
     if not isinstance(pairs, PairSet):
         raise TypeError(f"pairs must be a PairSet, got {type(pairs).__name__}.")
-    destination = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(destination))
-    os.makedirs(folder, exist_ok=True)
-    temporary = os.path.join(folder, f".{os.path.basename(destination)}.{uuid.uuid4().hex}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            np.savez_compressed(
-                handle, images=pairs.images, shape_index=pairs.shape_index, voxels=pairs.voxels,
-                labels=pairs.labels, class_names=np.array(pairs.class_names, dtype=str),
-                viewpoints=pairs.viewpoints, description=np.array(pairs.description),
-                format=np.array(FORMAT))
-        os.replace(temporary, destination)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    with atomic_files.atomic_output(path) as handle:
+        np.savez_compressed(
+            handle, images=pairs.images, shape_index=pairs.shape_index, voxels=pairs.voxels,
+            labels=pairs.labels, class_names=np.array(pairs.class_names, dtype=str),
+            viewpoints=pairs.viewpoints, description=np.array(pairs.description),
+            format=np.array(FORMAT))
 
 
 def load_pairs(path: str | os.PathLike) -> PairSet:

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import math
 import os
-import uuid
 from collections.abc import Sequence
 
 import numpy as np
 from scipy import ndimage
+
+from tf3dgan import atomic_files
 
 BACKGROUND_COLOR = np.array([242, 242, 242], dtype=np.float32)
 SEPARATOR_COLOR = np.array([200, 200, 200], dtype=np.uint8)
@@ -451,17 +452,5 @@ def save_png(image: np.ndarray, path: str | os.PathLike) -> None:
         raise ValueError(
             f"image must be a uint8 array of shape [H, W, 3] or [H, W], got dtype {array.dtype} "
             f"and shape {array.shape}; convert with np.clip(x, 0, 255).astype(np.uint8).")
-    destination = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(destination))
-    os.makedirs(folder, exist_ok=True)
-    temporary = os.path.join(folder, f".{os.path.basename(destination)}.{uuid.uuid4().hex}.tmp")
-    # os.open with 0o666 honours the umask, unlike tempfile's private 0o600 files.
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            Image.fromarray(array).save(handle, format="PNG")
-        os.replace(temporary, destination)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    with atomic_files.atomic_output(path) as handle:
+        Image.fromarray(array).save(handle, format="PNG")
