@@ -78,7 +78,6 @@ def run(args: argparse.Namespace) -> Path:
     import tensorflow as tf
 
     from tf3dgan import checkpointing, export
-    from tf3dgan.models.builders import build_model
 
     try:
         if args.version is not None:
@@ -95,11 +94,8 @@ def run(args: argparse.Namespace) -> Path:
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(config.train.precision)
     try:
-        gan = build_model(config.model, config.train)
-        checkpoint = checkpointing.make_checkpoint(gan)
-        manager = tf.train.CheckpointManager(checkpoint, str(checkpoint_dir), max_to_keep=None)
         try:
-            restored = checkpointing.restore_latest(manager, checkpoint)
+            gan, restored = checkpointing.restore_run(config, checkpoint_dir)
         except (checkpointing.CheckpointMismatchError, RuntimeError) as error:
             raise UsageError(str(error)) from error
         step = int(gan.step_counter.numpy())

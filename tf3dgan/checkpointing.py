@@ -190,6 +190,58 @@ def restore_latest(manager: tf.train.CheckpointManager, checkpoint: tf.train.Che
     return None
 
 
+def restore_run(config: ExperimentConfig, checkpoint_dir: Path, checkpoint_prefix: str | None = None):
+    """Builds a training run's model and restores one of its checkpoints, for use after training.
+
+    The model (GAN3D or VAEGAN3D, as the config says) is built outside any
+    strategy and in the run's precision, so it computes as the run did; the
+    global dtype policy is put back afterwards (the layers keep theirs).
+
+    Args:
+        config: The run's config (its config.json).
+        checkpoint_dir: The run's checkpoints/ folder.
+        checkpoint_prefix: A checkpoint of that run (.../ckpt-1200); None restores the newest.
+
+    Returns:
+        (model, path of the restored checkpoint).
+
+    Raises:
+        CheckpointMismatchError: no checkpoint, or one that does not fit the config's model.
+        RuntimeError: checkpoints exist but none can be read.
+        ValueError: when called inside a distribution strategy's scope.
+    """
+    import keras
+
+    from tf3dgan.models.builders import build_model
+
+    if tf.distribute.has_strategy():
+        raise ValueError("Restore a model for use after training outside any distribution strategy's scope.")
+    previous_policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(config.train.precision)
+    try:
+        model = build_model(config.model, config.train)
+        checkpoint = make_checkpoint(model)
+        if checkpoint_prefix is None:
+            manager = tf.train.CheckpointManager(checkpoint, str(checkpoint_dir), max_to_keep=None)
+            restored = restore_latest(manager, checkpoint)
+            if restored is None:
+                raise CheckpointMismatchError(
+                    f"{Path(checkpoint_dir).parent} has no checkpoint in {checkpoint_dir}; train first "
+                    f"(python -m pipelines.train --workdir {Path(checkpoint_dir).parent}).")
+        else:
+            try:
+                checkpoint.restore(checkpoint_prefix).assert_existing_objects_matched()
+            except (ValueError, AssertionError, tf.errors.OpError) as error:
+                raise CheckpointMismatchError(
+                    f"The checkpoint {checkpoint_prefix} does not fit the model of its run's "
+                    f"{CONFIG_FILE} ({str(error).splitlines()[0]}); pass a checkpoint of that run."
+                ) from error
+            restored = checkpoint_prefix
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+    return model, restored
+
+
 def _checkpoint_key(section: str, variable_path: str) -> str:
     # How tf.train.Checkpoint names a dict entry's value: "/" in the key is written ".S"
     # and "." as "..".

@@ -159,7 +159,10 @@ class ServedSource:
     def __init__(self, server: str, model_name: str, version: int | None = None,
                  timeout: float = 120.0, name: str = "model"):
         import grpc
-        from tensorflow_serving.apis import get_model_metadata_pb2, prediction_service_pb2_grpc
+        from tensorflow_serving.apis import (
+            get_model_metadata_pb2,
+            prediction_service_pb2_grpc,
+        )
 
         self.server, self.model_name, self.version, self.timeout = server, model_name, version, timeout
         self.name = name
@@ -262,36 +265,12 @@ def _read_config(path: Path):
 def _restore_discriminator(config, prefix: str | None, checkpoint_dir: Path, kind: str,
                            path: Path) -> DiscriminatorSource:
     """Builds the run's GAN, restores `prefix` (or the newest checkpoint), keeps D."""
-    import keras
-    import tensorflow as tf
-
     from tf3dgan import checkpointing
-    from tf3dgan.models.builders import build_model
 
-    if tf.distribute.has_strategy():
-        raise ValueError("Restore a model for evaluation outside any distribution strategy's scope.")
-    previous_policy = keras.config.dtype_policy()
-    # The run's precision: features are computed as the trained model computes them.
-    keras.config.set_dtype_policy(config.train.precision)
     try:
-        gan = build_model(config.model, config.train)
-        checkpoint = checkpointing.make_checkpoint(gan)
-        if prefix is None:
-            manager = tf.train.CheckpointManager(checkpoint, str(checkpoint_dir), max_to_keep=None)
-            try:
-                restored = checkpointing.restore_latest(manager, checkpoint)
-            except (checkpointing.CheckpointMismatchError, RuntimeError) as error:
-                raise ModelPathError(str(error)) from error
-        else:
-            try:
-                checkpoint.restore(prefix).assert_existing_objects_matched()
-            except (ValueError, AssertionError, tf.errors.OpError) as error:
-                raise ModelPathError(
-                    f"The checkpoint {prefix} cannot be restored into the model of its "
-                    f"config.json ({str(error).splitlines()[0]}).") from error
-            restored = prefix
-    finally:
-        keras.config.set_dtype_policy(previous_policy)
+        gan, restored = checkpointing.restore_run(config, checkpoint_dir, prefix)
+    except (checkpointing.CheckpointMismatchError, RuntimeError) as error:
+        raise ModelPathError(str(error)) from error
     step = int(gan.step_counter.numpy())
     identity = {"kind": kind, "path": str(path.resolve()), "checkpoint": str(restored),
                 "step": step, "preset": config.preset, "config": config.to_dict()}

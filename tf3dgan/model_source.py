@@ -335,36 +335,15 @@ def _read_config(path: Path):
 
 def _restore_generator(config, workdir: Path, checkpoint_prefix: str | None):
     """Restores a run's GAN outside any strategy; returns (standalone generator, checkpoint, step)."""
-    import keras
-    import tensorflow as tf
-
     from tf3dgan import checkpointing
-    from tf3dgan.models.builders import build_model
     from tf3dgan.sampling import standalone_copy
 
-    previous_policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(config.train.precision)  # compute as the run did
     try:
-        gan = build_model(config.model, config.train)
-        checkpoint = checkpointing.make_checkpoint(gan)
-        if checkpoint_prefix is None:
-            manager = tf.train.CheckpointManager(checkpoint, str(workdir / "checkpoints"), max_to_keep=None)
-            try:
-                restored = checkpointing.restore_latest(manager, checkpoint)
-            except (checkpointing.CheckpointMismatchError, RuntimeError) as error:
-                raise ModelSourceError(str(error)) from error
-        else:
-            try:
-                checkpoint.restore(checkpoint_prefix).assert_existing_objects_matched()
-            except (ValueError, AssertionError, tf.errors.OpError) as error:
-                raise ModelSourceError(
-                    f"The checkpoint {checkpoint_prefix} does not fit the model of "
-                    f"{workdir / checkpointing.CONFIG_FILE} ({str(error).splitlines()[0]}); pass a "
-                    "checkpoint of that run.") from error
-            restored = checkpoint_prefix
-        return standalone_copy(gan.generator), restored, int(gan.step_counter.numpy())
-    finally:
-        keras.config.set_dtype_policy(previous_policy)
+        gan, restored = checkpointing.restore_run(config, workdir / "checkpoints", checkpoint_prefix)
+    except (checkpointing.CheckpointMismatchError, RuntimeError) as error:
+        raise ModelSourceError(str(error)) from error
+    # The copy keeps the generator's dtype policy: it computes as the run did.
+    return standalone_copy(gan.generator), restored, int(gan.step_counter.numpy())
 
 
 def _from_training_run(workdir: Path, checkpoint_prefix: str | None) -> GeneratorSource:

@@ -144,9 +144,6 @@ class SavedModelReconstructor(Reconstructor):
 
 def _restore_vae_gan(workdir: Path, checkpoint_prefix: str | None) -> KerasReconstructor:
     """A VAE-GAN training run's newest (or given) checkpoint, in this process."""
-    import keras
-    import tensorflow as tf
-
     from tf3dgan import checkpointing
     from tf3dgan.config import ExperimentConfig
 
@@ -162,32 +159,10 @@ def _restore_vae_gan(workdir: Path, checkpoint_prefix: str | None) -> KerasRecon
         raise ReconstructionModelError(
             f"{workdir} is a 3D-GAN training run (no image encoder); reconstruction needs a 3D-VAE-GAN "
             "(python -m pipelines.train --model vae_gan ...).")
-    from tf3dgan.models.vae_gan import build_vae_gan
-
-    previous_policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(config.train.precision)
     try:
-        model = build_vae_gan(config.model, config.train)
-        checkpoint = checkpointing.make_checkpoint(model)
-        if checkpoint_prefix is None:
-            manager = tf.train.CheckpointManager(checkpoint, str(workdir / "checkpoints"), max_to_keep=None)
-            if manager.latest_checkpoint is None:
-                raise ReconstructionModelError(
-                    f"{workdir} has no checkpoint in {workdir / 'checkpoints'}; train first.")
-            try:
-                restored = checkpointing.restore_latest(manager, checkpoint)
-            except (checkpointing.CheckpointMismatchError, RuntimeError) as error:
-                raise ReconstructionModelError(str(error)) from error
-        else:
-            try:
-                checkpoint.restore(checkpoint_prefix).assert_existing_objects_matched()
-            except (ValueError, AssertionError, tf.errors.OpError) as error:
-                raise ReconstructionModelError(
-                    f"The checkpoint {checkpoint_prefix} does not fit the model of {config_path} "
-                    f"({str(error).splitlines()[0]}).") from error
-            restored = checkpoint_prefix
-    finally:
-        keras.config.set_dtype_policy(previous_policy)
+        model, restored = checkpointing.restore_run(config, workdir / "checkpoints", checkpoint_prefix)
+    except (checkpointing.CheckpointMismatchError, RuntimeError) as error:
+        raise ReconstructionModelError(str(error)) from error
     kind = "workdir" if checkpoint_prefix is None else "checkpoint"
     identity = {"path": str(workdir.resolve()), "checkpoint": str(Path(restored).resolve()),
                 "step": int(model.step_counter.numpy()) if hasattr(model, "step_counter") else None,
