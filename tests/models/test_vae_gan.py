@@ -227,3 +227,52 @@ def test_init_from_refuses_another_architecture(tmp_path):
     empty.mkdir()
     with pytest.raises(FileNotFoundError, match="is a folder without checkpoints"):
         checkpointing.load_networks(model, str(empty))
+
+
+def test_generator_logits_are_the_generators_output_before_its_sigmoid():
+    model = _smoke_vae_gan()
+    z = np.random.default_rng(3).normal(size=(2, 8)).astype("float32")
+    logits = model._generator_logits(z, training=False)
+    assert logits.shape == (2, 16, 16, 16)
+    np.testing.assert_allclose(tf.sigmoid(logits), model.generator(z, training=False), rtol=1e-5, atol=1e-7)
+
+
+def test_cross_entropy_reconstruction_is_the_logged_loss():
+    # With a1 = a2 = 0 nothing moves E or G's reconstruction path, so the logged term
+    # equals the loss recomputed at the same z' (the step's epsilon) after the step.
+    model = _smoke_vae_gan(reconstruction_loss="cross_entropy", reconstruction_positive_weight=4.0)
+    assert (model.reconstruction_loss, model.reconstruction_positive_weight) == ("cross_entropy", 4.0)
+    images, voxels = _pair_batch()
+    step = ReplicaStep(None, 0, 4, 4)
+    z_mean, z_log_var = model.encoder(images, training=True)
+    z = model._sample_posterior(z_mean, z_log_var, step)
+    expected_logits = model._generator_logits(z, training=True)
+    expected = losses.reconstruction_cross_entropy(expected_logits, voxels, 4.0).numpy().mean()
+    history = _train_one_batch(model, (images, voxels))
+    np.testing.assert_allclose(history["reconstruction_loss"][0], expected, rtol=1e-4)
+
+
+def test_kl_warmup_ramps_the_kl_weight():
+    model = VAEGAN3D(*_small_networks(), kl_weight=2.0, kl_warmup_steps=4)
+    assert [float(model.kl_weight_at(step)) for step in (0, 1, 3, 10)] == [0.5, 1.0, 2.0, 2.0]
+    assert float(VAEGAN3D(*_small_networks(), kl_weight=2.0).kl_weight_at(0)) == 2.0
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"reconstruction_loss": "l1"}, r"reconstruction_loss must be one of squared, cross_entropy, received "
+                                    r"reconstruction_loss='l1'"),
+    ({"reconstruction_positive_weight": 0.0}, r"reconstruction_positive_weight must be > 0"),
+    ({"kl_warmup_steps": -2}, r"kl_warmup_steps must be an integer >= 0"),
+])
+def test_bad_reconstruction_settings_are_refused(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        VAEGAN3D(*_small_networks(), **overrides)
+
+
+def test_reconstruction_settings_round_trip_through_get_config():
+    model = VAEGAN3D(*_small_networks(), reconstruction_loss="cross_entropy",
+                     reconstruction_positive_weight=3.0, kl_warmup_steps=50)
+    config = model.get_config()
+    assert (config["reconstruction_loss"], config["reconstruction_positive_weight"],
+            config["kl_warmup_steps"]) == ("cross_entropy", 3.0, 50)
+    assert VAEGAN3D.from_config(config).get_config() == config

@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 
 from tf3dgan import losses
-from tf3dgan.config import VAE_GAN_PRIOR
+from tf3dgan.config import RECONSTRUCTION_LOSSES, VAE_GAN_PRIOR
 from tf3dgan.models.discriminator import Discriminator
 from tf3dgan.models.encoder import ImageEncoder
 from tf3dgan.models.gan import GAN3D, METRIC_NAMES
@@ -59,12 +59,20 @@ class VAEGAN3D(GAN3D):
         mode_seeking_weight: As for `GAN3D` (0 in the paper).
         kl_weight: a1 (5 in the paper).
         reconstruction_weight: a2 (1e-4 in the paper).
+        reconstruction_loss: "squared" (the paper's ||G(E(y)) - x||^2, on G's
+            probabilities) or "cross_entropy" (binary cross-entropy on G's logits,
+            `losses.reconstruction_cross_entropy`); both summed over voxels.
+        reconstruction_positive_weight: With "cross_entropy", the weight of the
+            occupied voxels (1 weighs them like the empty ones).
+        kl_warmup_steps: a1 grows linearly from a1 / kl_warmup_steps at the first
+            step to a1 at step kl_warmup_steps; 0 applies a1 from the start.
         seed: Seeds the noise.
         **kwargs: Passed to `keras.Model`.
 
     Raises:
         ValueError: for another prior, an encoder whose latent_dim differs from
-            the generator's, mismatched resolutions, negative weights, or
+            the generator's, mismatched resolutions, negative weights, an unknown
+            reconstruction_loss, a positive weight <= 0, negative warm-up steps, or
             networks without synchronized BatchNorm under several replicas.
     """
 
@@ -72,7 +80,9 @@ class VAEGAN3D(GAN3D):
     noise_streams = 3
 
     def __init__(self, generator, discriminator, encoder, prior=VAE_GAN_PRIOR, d_accuracy_threshold=0.8,
-                 mode_seeking_weight=0.0, kl_weight=5.0, reconstruction_weight=1e-4, seed=0, **kwargs):
+                 mode_seeking_weight=0.0, kl_weight=5.0, reconstruction_weight=1e-4,
+                 reconstruction_loss="squared", reconstruction_positive_weight=1.0, kl_warmup_steps=0,
+                 seed=0, **kwargs):
         if prior != VAE_GAN_PRIOR:
             raise ValueError(
                 f"VAEGAN3D needs prior={VAE_GAN_PRIOR!r}, received prior={prior!r}: its KL term pulls "
@@ -85,6 +95,18 @@ class VAEGAN3D(GAN3D):
         for name, value in (("kl_weight", kl_weight), ("reconstruction_weight", reconstruction_weight)):
             if not value >= 0:
                 raise ValueError(f"{name} must be >= 0 (0 turns the term off), received {name}={value!r}.")
+        if reconstruction_loss not in RECONSTRUCTION_LOSSES:
+            raise ValueError(
+                f"reconstruction_loss must be one of {', '.join(RECONSTRUCTION_LOSSES)}, received "
+                f"reconstruction_loss={reconstruction_loss!r}.")
+        if not reconstruction_positive_weight > 0:
+            raise ValueError(
+                "reconstruction_positive_weight must be > 0 (1 weighs occupied voxels like empty "
+                f"ones), received {reconstruction_positive_weight!r}.")
+        if not (isinstance(kl_warmup_steps, int) and kl_warmup_steps >= 0):
+            raise ValueError(
+                "kl_warmup_steps must be an integer >= 0 (0 applies the KL weight from the first "
+                f"step), received {kl_warmup_steps!r}.")
         super().__init__(generator, discriminator, prior=prior, d_accuracy_threshold=d_accuracy_threshold,
                          mode_seeking_weight=mode_seeking_weight, seed=seed, **kwargs)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
@@ -95,6 +117,9 @@ class VAEGAN3D(GAN3D):
         self.encoder = encoder
         self.kl_weight = float(kl_weight)
         self.reconstruction_weight = float(reconstruction_weight)
+        self.reconstruction_loss = reconstruction_loss
+        self.reconstruction_positive_weight = float(reconstruction_positive_weight)
+        self.kl_warmup_steps = kl_warmup_steps
         self.encoder.build()
 
     @property
@@ -142,6 +167,34 @@ class VAEGAN3D(GAN3D):
         epsilon = self._replica_noise(_EPSILON_STREAM, VAE_GAN_PRIOR, step)
         return z_mean + tf.exp(0.5 * z_log_var) * epsilon
 
+    def _generator_logits(self, z, training):
+        """G(z) before its sigmoid, float32 [batch, R, R, R] (`Generator.call` without the last activation).
+
+        The cross-entropy is computed from logits: from probabilities it would be
+        clipped, with no gradient, where the float32 sigmoid saturates.
+        """
+        generator = self.generator
+        x = generator.to_grid(z)
+        for deconv, batchnorm, activation in generator.hidden_blocks:
+            x = activation(batchnorm(deconv(x), training=training))
+        return generator.to_voxels(tf.cast(generator.output_deconv(x), tf.float32))
+
+    def _reconstruction_terms(self, z_posterior, voxels):
+        """(G(z') as probabilities, the unweighted reconstruction loss per example)."""
+        if self.reconstruction_loss == "cross_entropy":
+            logits = self._generator_logits(z_posterior, training=True)
+            return tf.sigmoid(logits), losses.reconstruction_cross_entropy(
+                logits, voxels, self.reconstruction_positive_weight)
+        reconstructions = self.generator(z_posterior, training=True)
+        return reconstructions, losses.reconstruction_loss(reconstructions, voxels)
+
+    def kl_weight_at(self, iterations):
+        """a1 at the step after `iterations` completed ones (the KL warm-up), float32."""
+        if not self.kl_warmup_steps:
+            return tf.constant(self.kl_weight, tf.float32)
+        ramp = tf.cast(iterations + 1, tf.float32) / float(self.kl_warmup_steps)
+        return self.kl_weight * tf.minimum(ramp, 1.0)
+
     @staticmethod
     def _unpack(data):
         if not isinstance(data, (tuple, list)) or len(data) != 2:
@@ -166,14 +219,15 @@ class VAEGAN3D(GAN3D):
             adversarial = self._adversarial_generator_loss(z, step)
             z_mean, z_log_var = self.encoder(images, training=True)
             z_posterior = self._sample_posterior(z_mean, z_log_var, step)
-            reconstructions = self.generator(z_posterior, training=True)
+            reconstructions, per_example_reconstruction = self._reconstruction_terms(z_posterior, voxels)
             kl_loss = tf.nn.compute_average_loss(
                 losses.kl_divergence(z_mean, z_log_var), global_batch_size=step.global_batch)
             reconstruction_loss = tf.nn.compute_average_loss(
-                losses.reconstruction_loss(reconstructions, voxels), global_batch_size=step.global_batch)
+                per_example_reconstruction, global_batch_size=step.global_batch)
             # d/dG: GAN + a2 * reconstruction; d/dE: a1 * KL + a2 * reconstruction.
             # (No loss scaling: the project's precisions, float32 and mixed_bfloat16, need none.)
-            total_loss = (adversarial.total_loss + self.kl_weight * kl_loss
+            kl_weight = self.kl_weight_at(self.e_optimizer.iterations)
+            total_loss = (adversarial.total_loss + kl_weight * kl_loss
                           + self.reconstruction_weight * reconstruction_loss)
         g_variables = self.generator.trainable_weights
         e_variables = self.encoder.trainable_weights
@@ -205,6 +259,9 @@ class VAEGAN3D(GAN3D):
             "encoder": keras.saving.serialize_keras_object(self.encoder),
             "kl_weight": self.kl_weight,
             "reconstruction_weight": self.reconstruction_weight,
+            "reconstruction_loss": self.reconstruction_loss,
+            "reconstruction_positive_weight": self.reconstruction_positive_weight,
+            "kl_warmup_steps": self.kl_warmup_steps,
         })
         return config
 
@@ -251,6 +308,9 @@ def build_vae_gan(model_config, train_config) -> VAEGAN3D:
                      mode_seeking_weight=train_config.mode_seeking_weight,
                      kl_weight=train_config.kl_weight,
                      reconstruction_weight=train_config.reconstruction_weight,
+                     reconstruction_loss=train_config.reconstruction_loss,
+                     reconstruction_positive_weight=train_config.reconstruction_positive_weight,
+                     kl_warmup_steps=train_config.kl_warmup_steps,
                      seed=train_config.seed, name="vae_gan3d")
     model.compile(
         g_optimizer=keras.optimizers.Adam(train_config.generator_learning_rate,
