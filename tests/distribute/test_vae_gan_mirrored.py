@@ -1,62 +1,52 @@
 """A 3D-VAE-GAN step on two replicas (MirroredStrategy on two logical CPUs) equals one on one device."""
 
-import keras
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf3dgan import config as config_lib
 from tf3dgan.models import VAEGAN3D, Discriminator, Generator, ImageEncoder
-from tf3dgan.models.vae_gan import build_vae_gan
 
-
-def _pairs(batch_size):
-    """An endless stream of one fixed global batch of (images, voxels), sharded by DATA."""
-    rng = np.random.default_rng(3)
-    images = rng.random((batch_size, 32, 32, 3)).astype("float32")
-    voxels = (rng.random((batch_size, 16, 16, 16)) > 0.7).astype("float32")
-    dataset = tf.data.Dataset.from_tensors((images, voxels)).repeat()
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return dataset.with_options(options)
-
-
-def _train(strategy, steps=1):
-    # With the mode-seeking term, whose sample pairs must not straddle replicas.
-    cfg = config_lib.SMOKE_VAE.replace(batch_size=4, mode_seeking_weight=1.0)
-    keras.utils.set_random_seed(7)
-    with strategy.scope():
-        model = build_vae_gan(cfg.model, cfg.train)
-        # Plain SGD: unlike Adam, its step is proportional to the gradient, so a
-        # loss scaled wrongly for the number of replicas would show.
-        model.compile(g_optimizer=keras.optimizers.SGD(0.5), d_optimizer=keras.optimizers.SGD(0.5),
-                      e_optimizer=keras.optimizers.SGD(0.5))
-    history = model.fit(_pairs(cfg.train.batch_size), epochs=1, steps_per_epoch=steps, verbose=0,
-                        shuffle=False).history
-    return model, history
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def one_device():
-    return _train(tf.distribute.OneDeviceStrategy("/cpu:0"))
+def trained(tmp_path_factory):
+    """One step on one device and on two replicas, in a process of its own (see vae_gan_replicas.py)."""
+    out = tmp_path_factory.mktemp("vae_replicas") / "results.npz"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, str(Path(__file__).with_name("vae_gan_replicas.py")), str(out)],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with np.load(out) as results:
+        return {key: results[key] for key in results.files}
 
 
-def test_two_replicas_train_the_same_model_as_one_device(one_device):
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    assert strategy.num_replicas_in_sync == 2
-    single, single_history = one_device
-    mirrored, mirrored_history = _train(strategy)
+def _section(results, prefix):
+    return {key[len(prefix):]: value for key, value in results.items() if key.startswith(prefix)}
+
+
+def test_two_replicas_train_the_same_model_as_one_device(trained):
+    assert int(trained["single/replicas"]) == 1 and int(trained["mirrored/replicas"]) == 2
+    single_history = _section(trained, "single/history/")
+    mirrored_history = _section(trained, "mirrored/history/")
     assert sorted(mirrored_history) == sorted(single_history)
-    for name in single_history:
-        assert mirrored_history[name][0] == pytest.approx(single_history[name][0], rel=1e-4, abs=1e-5), name
+    for name, value in single_history.items():
+        assert float(mirrored_history[name]) == pytest.approx(float(value), rel=1e-4, abs=1e-5), name
+    single_weights = _section(trained, "single/weight/")
+    mirrored_weights = _section(trained, "mirrored/weight/")
+    assert sorted(single_weights) == sorted(mirrored_weights)
     moved = {"encoder": 0, "generator": 0, "discriminator": 0}
-    for a, b in zip(single.weights, mirrored.weights):
-        assert a.path == b.path
-        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=1e-5, err_msg=a.path)
-        if a.trainable:
-            moved[a.path.split("/")[0]] += 1
+    for path, value in single_weights.items():
+        np.testing.assert_allclose(mirrored_weights[path], value, rtol=1e-4, atol=1e-5, err_msg=path)
+        if bool(trained[f"single/trainable/{path}"]):
+            moved[path.split("/")[0]] += 1
     assert all(count > 0 for count in moved.values()), moved
-    assert bool(mirrored.d_gate_open.numpy()) == bool(single.d_gate_open.numpy())
+    assert bool(trained["mirrored/gate_open"]) == bool(trained["single/gate_open"])
 
 
 def test_encoder_with_per_replica_batchnorm_is_refused_under_several_replicas():
