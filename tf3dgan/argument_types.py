@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def positive_int(text: str) -> int:
@@ -23,3 +24,18 @@ def _int_at_least(text: str, minimum: int, expected: str) -> int:
     if value < minimum:
         raise argparse.ArgumentTypeError(f"expected {expected}, received {text!r}")
     return value
+
+
+def requested_task(argv=None) -> str | None:
+    """The value of --task on a command line (`--task X` or `--task=X`), or None.
+
+    `python -m tf3dgan.evaluate` reads it before parsing, to hand the whole
+    command line to the benchmark of that task.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    for index, arg in enumerate(args):
+        if arg == "--task" and index + 1 < len(args):
+            return args[index + 1]
+        if arg.startswith("--task="):
+            return arg.split("=", 1)[1]
+    return None

@@ -52,7 +52,7 @@ import os
 import sys
 import time
 
-from tf3dgan.argument_types import positive_int
+from tf3dgan.argument_types import positive_int, requested_task
 
 SETS = (("noise", "noise (floor)"), ("model", "model"), ("training", "training (ceiling)"))
 ROWS = (  # key, label, better, format
@@ -73,13 +73,7 @@ class UsageError(Exception):
 
 def requested(argv=None) -> bool:
     """Whether a `python -m tf3dgan.evaluate` command line asks for --task generation."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    for index, arg in enumerate(args):
-        if arg == "--task" and index + 1 < len(args):
-            return args[index + 1] == "generation"
-        if arg.startswith("--task="):
-            return arg.split("=", 1)[1] == "generation"
-    return False
+    return requested_task(argv) == "generation"
 
 
 def _threshold(text: str) -> float:

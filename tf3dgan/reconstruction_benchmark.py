@@ -50,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tf3dgan.argument_types import non_negative_int, positive_int
+from tf3dgan.argument_types import non_negative_int, positive_int, requested_task
 from tf3dgan.progress import Progress, note
 from tf3dgan.reconstruction import (
     average_precision,
@@ -404,13 +404,7 @@ def _settings_dict(settings: ReconstructionSettings) -> dict:
 
 def requested(argv=None) -> bool:
     """Whether a `python -m tf3dgan.evaluate` command line asks for --task reconstruction."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    for index, arg in enumerate(args):
-        if arg == "--task" and index + 1 < len(args):
-            return args[index + 1] == "reconstruction"
-        if arg.startswith("--task="):
-            return arg.split("=", 1)[1] == "reconstruction"
-    return False
+    return requested_task(argv) == "reconstruction"
 
 
 def _thresholds(text: str) -> tuple[float, ...]:

@@ -364,8 +364,8 @@ class GAN3D(keras.Model):
         return cls(**config)
 
 
-def build_gan(model_config, train_config) -> GAN3D:
-    """Builds and compiles a GAN3D from configs (call inside a strategy scope)."""
+def build_networks(model_config) -> tuple[Generator, Discriminator]:
+    """The generator and discriminator a model config describes (every training model has them)."""
     generator = Generator(
         resolution=model_config.resolution,
         latent_dim=model_config.latent_dim,
@@ -377,14 +377,23 @@ def build_gan(model_config, train_config) -> GAN3D:
         base_filters=model_config.base_filters,
         name="discriminator",
     )
+    return generator, discriminator
+
+
+def adam(learning_rate: float, train_config, name: str) -> keras.optimizers.Adam:
+    """Adam with the run's beta_1 (0.5 in the paper), as every network of the project trains."""
+    return keras.optimizers.Adam(learning_rate, beta_1=train_config.beta_1, name=name)
+
+
+def build_gan(model_config, train_config) -> GAN3D:
+    """Builds and compiles a GAN3D from configs (call inside a strategy scope)."""
+    generator, discriminator = build_networks(model_config)
     gan = GAN3D(generator, discriminator, prior=model_config.prior,
                 d_accuracy_threshold=train_config.d_accuracy_threshold,
                 mode_seeking_weight=train_config.mode_seeking_weight,
                 seed=train_config.seed, name="gan3d")
     gan.compile(
-        g_optimizer=keras.optimizers.Adam(train_config.generator_learning_rate,
-                                          beta_1=train_config.beta_1, name="g_adam"),
-        d_optimizer=keras.optimizers.Adam(train_config.discriminator_learning_rate,
-                                          beta_1=train_config.beta_1, name="d_adam"),
+        g_optimizer=adam(train_config.generator_learning_rate, train_config, "g_adam"),
+        d_optimizer=adam(train_config.discriminator_learning_rate, train_config, "d_adam"),
     )
     return gan

@@ -7,10 +7,8 @@ import tensorflow as tf
 
 from tf3dgan import losses
 from tf3dgan.config import RECONSTRUCTION_LOSSES, VAE_GAN_PRIOR
-from tf3dgan.models.discriminator import Discriminator
 from tf3dgan.models.encoder import ImageEncoder
-from tf3dgan.models.gan import GAN3D, METRIC_NAMES
-from tf3dgan.models.generator import Generator
+from tf3dgan.models.gan import GAN3D, METRIC_NAMES, adam, build_networks
 
 VAE_METRIC_NAMES = METRIC_NAMES + ("kl_loss", "reconstruction_loss", "reconstruction_iou")
 # Noise stream of the reparameterization's epsilon (0 and 1 are the GAN's z).
@@ -286,17 +284,7 @@ def build_vae_gan(model_config, train_config) -> VAEGAN3D:
     Raises:
         ValueError: if the config's prior is not "standard_normal".
     """
-    generator = Generator(
-        resolution=model_config.resolution,
-        latent_dim=model_config.latent_dim,
-        base_filters=model_config.base_filters,
-        name="generator",
-    )
-    discriminator = Discriminator(
-        resolution=model_config.resolution,
-        base_filters=model_config.base_filters,
-        name="discriminator",
-    )
+    generator, discriminator = build_networks(model_config)
     encoder = ImageEncoder(
         latent_dim=model_config.latent_dim,
         image_size=model_config.image_size,
@@ -313,11 +301,8 @@ def build_vae_gan(model_config, train_config) -> VAEGAN3D:
                      kl_warmup_steps=train_config.kl_warmup_steps,
                      seed=train_config.seed, name="vae_gan3d")
     model.compile(
-        g_optimizer=keras.optimizers.Adam(train_config.generator_learning_rate,
-                                          beta_1=train_config.beta_1, name="g_adam"),
-        d_optimizer=keras.optimizers.Adam(train_config.discriminator_learning_rate,
-                                          beta_1=train_config.beta_1, name="d_adam"),
-        e_optimizer=keras.optimizers.Adam(train_config.encoder_learning_rate,
-                                          beta_1=train_config.beta_1, name="e_adam"),
+        g_optimizer=adam(train_config.generator_learning_rate, train_config, "g_adam"),
+        d_optimizer=adam(train_config.discriminator_learning_rate, train_config, "d_adam"),
+        e_optimizer=adam(train_config.encoder_learning_rate, train_config, "e_adam"),
     )
     return model
