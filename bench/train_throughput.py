@@ -9,6 +9,8 @@ Sections (`--only NAME` runs one; measurements are shared, so each runs once):
   mixed       mixed_bfloat16 against float32 at 32^3 (+ the Conv3D in bf16).
   mirrored    MirroredStrategy over two logical CPUs against one device at 32^3,
               same global batch.
+  adam        one optimizer update of G's and D's weights at the paper's widths:
+              keras.optimizers.Adam against the project's FusedAdam.
 
 Prints one line per measurement as it finishes, then a table; writes JSON to
 bench/results/train_throughput.json (train_throughput.quick.json for --quick).
@@ -51,9 +53,10 @@ import keras  # noqa: E402
 from tf3dgan.config import CPU32, PAPER64  # noqa: E402
 from tf3dgan.data import pipeline  # noqa: E402
 from tf3dgan.models import layout  # noqa: E402
-from tf3dgan.models.gan import build_gan  # noqa: E402
+from tf3dgan.models.fused_adam import FusedAdam  # noqa: E402
+from tf3dgan.models.gan import build_gan, build_networks  # noqa: E402
 
-SECTIONS = ("throughput", "flops", "mixed", "mirrored")
+SECTIONS = ("throughput", "flops", "mixed", "mirrored", "adam")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
@@ -160,7 +163,14 @@ def measure_train_step(config, precision: str, strategy, steps: int, warmup: int
 
 def measure_conv3d(shape, filters: int, dtype, steps: int, warmup: int) -> dict:
     """Forward + backward (input and weight grads) of one Conv3D, kernel 4,
-    stride 2, 'same', channels_last, in a tf.function without XLA."""
+    stride 2, 'same', channels_last, in a tf.function without XLA.
+
+    The loss is returned with the gradients on purpose: the gradient of a sum
+    does not need the convolution's output, so if only the gradients are
+    fetched TensorFlow prunes the forward Conv3D and the op runs 2/3 of the
+    FLOPs counted here (an earlier version of this benchmark did: it read ~306
+    GFLOP/s instead of ~220, and the step's ratio came out 1.5 times too low).
+    """
     with tf.device("/cpu:0"):
         inputs = tf.random.uniform(shape, dtype=dtype)
         kernel = tf.Variable(tf.random.normal([4, 4, 4, shape[-1], filters], stddev=0.05, dtype=dtype))
@@ -170,14 +180,39 @@ def measure_conv3d(shape, filters: int, dtype, steps: int, warmup: int) -> dict:
         with tf.GradientTape() as tape:
             tape.watch(x)
             loss = tf.reduce_sum(tf.nn.conv3d(x, kernel, [1, 2, 2, 2, 1], "SAME"))
-        return tape.gradient(loss, [x, kernel])
+        return [loss] + tape.gradient(loss, [x, kernel])
 
-    result = timed(lambda: [g.numpy()[0, 0, 0, 0, 0] for g in forward_backward(inputs)],
+    result = timed(lambda: [tf.reshape(t, [-1])[0].numpy() for t in forward_backward(inputs)],
                    steps, warmup)
     out_voxels = shape[0] * np.prod([(edge + 1) // 2 for edge in shape[1:4]])
     gflop = 3 * 2 * out_voxels * 4 ** 3 * shape[-1] * filters / 1e9
     result.update(shape=list(shape), filters=filters, precision=tf.as_dtype(dtype).name,
                   gflop=float(gflop), gflops=float(gflop / result["median_s"]))
+    return result
+
+
+def measure_adam(config, optimizer_class, steps: int, warmup: int) -> dict:
+    """One `apply` of `optimizer_class` (Adam, beta_1 0.5) to G's and D's weights
+    with fixed random gradients, in a tf.function as the train step runs it."""
+    keras.utils.set_random_seed(0)
+    generator, discriminator = build_networks(config.model)
+    voxels = tf.zeros((1,) + (config.model.resolution,) * 3)
+    discriminator(generator(tf.zeros((1, config.model.latent_dim))) + voxels)  # builds both
+    variables = generator.trainable_variables + discriminator.trainable_variables
+    gradients = [tf.random.normal(v.shape, stddev=1e-3) for v in variables]
+    optimizer = optimizer_class(1e-3, beta_1=0.5)
+    optimizer.build(variables)
+
+    @tf.function(jit_compile=False)
+    def update():
+        optimizer.apply(gradients, variables)
+        return optimizer.iterations.value
+
+    result = timed(lambda: update().numpy(), steps, warmup)
+    weights = int(sum(np.prod(v.shape) for v in variables))
+    result.update(optimizer=optimizer_class.__name__, weights=weights,
+                  gb_per_s_min=weights * 4 * 5 / 1e9 / result["median_s"])
+    keras.backend.clear_session()
     return result
 
 
@@ -203,6 +238,8 @@ def plan(quick: bool):
         "step_32_mirrored": ("step", paper32, "float32", "mirrored"),
         "conv3d_f32": ("conv", conv_shape, conv_filters, tf.float32),
         "conv3d_bf16": ("conv", conv_shape, conv_filters, tf.bfloat16),
+        "adam_keras": ("adam", paper32, keras.optimizers.Adam),
+        "adam_fused": ("adam", paper32, FusedAdam),
     }
 
 
@@ -211,6 +248,7 @@ SECTION_MEASUREMENTS = {
     "flops": ["step_32_f32", "conv3d_f32"],
     "mixed": ["step_32_f32", "step_32_bf16", "conv3d_f32", "conv3d_bf16"],
     "mirrored": ["step_32_f32", "step_32_mirrored"],
+    "adam": ["adam_keras", "adam_fused"],
 }
 
 
@@ -224,12 +262,19 @@ def ratios(results: dict) -> dict:
     ratio("conv3d_bf16_vs_f32_gflops", "conv3d_bf16", "conv3d_f32", "gflops")
     ratio("step_32_bf16_vs_conv3d_bf16_gflops", "step_32_bf16", "conv3d_bf16", "gflops")
     ratio("mirrored_vs_one_device_samples_per_s", "step_32_mirrored", "step_32_f32", "samples_per_s")
+    if "median_s" in results.get("adam_keras", {}) and "median_s" in results.get("adam_fused", {}):
+        out["adam_keras_vs_fused_time"] = (results["adam_keras"]["median_s"]
+                                           / results["adam_fused"]["median_s"])
     return out
 
 
 def describe(name: str, r: dict) -> str:
     if "error" in r:
         return f"{name:17s} FAILED {r['error']}"
+    if "optimizer" in r:
+        return (f"{name:17s} {r['optimizer']:38s} {r['median_s'] * 1e3:9.1f} ms   "
+                f"{r['weights'] / 1e6:.1f}M weights, >= {r['gb_per_s_min']:.1f} GB/s "
+                f"(5 arrays read or written)  cores {r['cores']:.2f}")
     if "samples_per_s" in r:
         size = f"{r['resolution']}^3 w{r['base_filters']} b{r['batch']} {r['precision']} x{r['replicas']}"
         rate = f"{r['samples_per_s']:8.2f} samples/s"
@@ -271,6 +316,8 @@ def main() -> None:
                 config, precision, strategy_name = spec
                 results[name] = measure_train_step(config, precision, strategies[strategy_name],
                                                    steps, warmup)
+            elif kind == "adam":
+                results[name] = measure_adam(*spec, steps, warmup)
             else:
                 results[name] = measure_conv3d(*spec, steps, warmup)
         except Exception as error:  # one failure should not lose a long run's other rows
