@@ -47,6 +47,8 @@ def test_flat_overrides_reach_their_section():
     ({"reconstruction_loss": "l2"}, r"reconstruction_loss='l2' is not supported. Expected one of "
                                     r"'squared', 'cross_entropy'; pass --reconstruction_loss"),
     ({"reconstruction_positive_weight": -1.0}, r"reconstruction_positive_weight must be > 0 .*received -1.0"),
+    ({"reconstruction_positive_weight": 3.0, "reconstruction_loss": "squared"},
+     r"reconstruction_positive_weight=3.0 weighs the cross-entropy .* --reconstruction_positive_weight 1"),
     ({"kl_warmup_steps": -5}, r"kl_warmup_steps must be >= 0 .*received -5"),
 ])
 def test_bad_values_are_named_in_the_error(overrides, message):

@@ -185,6 +185,12 @@ class TrainConfig:
             raise ValueError(
                 "reconstruction_positive_weight must be > 0 (1 weighs occupied voxels like empty "
                 f"ones), received {self.reconstruction_positive_weight!r}; pass a positive value.")
+        if self.reconstruction_loss == "squared" and self.reconstruction_positive_weight != 1.0:
+            raise ValueError(
+                f"reconstruction_positive_weight={self.reconstruction_positive_weight!r} weighs the "
+                "cross-entropy reconstruction term only, and reconstruction_loss='squared' would "
+                "silently ignore it; pass --reconstruction_positive_weight 1 with the squared "
+                "loss, or --reconstruction_loss cross_entropy.")
         if self.kl_warmup_steps < 0:
             raise ValueError(
                 "kl_warmup_steps must be >= 0 (0 applies the KL weight from the first step), "
