@@ -97,6 +97,9 @@ class TrainConfig:
         mode_seeking_weight: Weight of the mode-seeking term in G's loss (Mao et
             al., CVPR 2019), which rewards different z for giving different
             shapes; 0 (the paper) leaves it out. Needs an even batch per replica.
+        feature_matching_weight: Weight of feature matching (Salimans et al.,
+            2016) in G's loss: G is pushed to match the batch mean of D's 4th-layer
+            responses to real grids; 0 (the paper) leaves it out.
         encoder_learning_rate: Adam learning rate of the 3D-VAE-GAN's image encoder
             (the paper gives none; 1e-4 by default).
         kl_weight: a1, the weight of KL(q(z|y) || N(0, I)) in the 3D-VAE-GAN's loss
@@ -139,6 +142,7 @@ class TrainConfig:
     beta_1: float = 0.5
     d_accuracy_threshold: float = 0.8
     mode_seeking_weight: float = 0.0
+    feature_matching_weight: float = 0.0
     encoder_learning_rate: float = 1e-4
     kl_weight: float = 5.0
     reconstruction_weight: float = 1e-4
@@ -175,7 +179,8 @@ class TrainConfig:
                 f"steps_per_epoch={self.steps_per_epoch}: checkpoints are written at "
                 "epoch ends, so pick train_steps = k * steps_per_epoch."
             )
-        for name in ("mode_seeking_weight", "kl_weight", "reconstruction_weight"):
+        for name in ("mode_seeking_weight", "feature_matching_weight", "kl_weight",
+                     "reconstruction_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0 (0 turns the term off), received "
                                  f"{name}={getattr(self, name)!r}.")

@@ -11,9 +11,17 @@ from tf3dgan.models import GAN3D, Discriminator, Generator
 from tf3dgan.models.gan import build_gan
 
 
+def _config():
+    # With the mode-seeking term, whose sample pairs must not straddle replicas,
+    # and feature matching, whose batch means span both replicas. Every test
+    # here trains this one model: TF's collective executor remembers each
+    # collective instance's shape for the whole process, so two-replica models
+    # with other collectives in one process would collide.
+    return config_lib.SMOKE.replace(batch_size=8, mode_seeking_weight=1.0, feature_matching_weight=1.0)
+
+
 def _train(strategy, steps=1):
-    # With the mode-seeking term, whose sample pairs must not straddle replicas.
-    cfg = config_lib.SMOKE.replace(batch_size=8, mode_seeking_weight=1.0)
+    cfg = _config()
     keras.utils.set_random_seed(7)
     with strategy.scope():
         gan = build_gan(cfg.model, cfg.train)
@@ -73,7 +81,7 @@ def test_closed_gate_changes_nothing_of_d_on_either_code_path(make_strategy):
     # Without a mirrored strategy D's update is skipped in a tf.cond; with one it
     # is computed and the old state restored.
     strategy = make_strategy()
-    cfg = config_lib.SMOKE.replace(batch_size=8)
+    cfg = _config()
     keras.utils.set_random_seed(7)
     with strategy.scope():
         gan = build_gan(cfg.model, cfg.train)

@@ -141,3 +141,49 @@ def test_g_diversity_is_zero_for_a_generator_that_ignores_z():
 
     healthy = _train_one_batch(_smoke_gan(), _real_batch())
     assert healthy["g_diversity"][0] > 0.01
+
+
+def _feature_matching_by_hand(gan, z, real):
+    """||mean D4(G(z)) - mean D4(x)||^2 / num_features, straight from the definition."""
+    _, fake_hidden = gan.discriminator.logits_and_last_hidden(gan.generator(z, training=True), training=True)
+    _, real_hidden = gan.discriminator.logits_and_last_hidden(real, training=True)
+    difference = tf.reduce_mean(fake_hidden, 0) - tf.reduce_mean(real_hidden, 0)
+    return tf.reduce_mean(tf.square(difference))
+
+
+def test_feature_matching_is_the_distance_of_the_batch_means_and_has_its_gradient():
+    gan = _smoke_gan(feature_matching_weight=1.0)
+    real = tf.constant(_real_batch(batch_size=6))
+    z = gan.sample_latent(6, seed=1)
+    step = gan._replica_step(real)
+    variables = gan.generator.trainable_weights
+    with tf.GradientTape(persistent=True) as tape:
+        fakes = gan.generator(z, training=True)
+        _, fake_hidden = gan.discriminator.logits_and_last_hidden(fakes, training=True)
+        share, value = gan._feature_matching_term(fake_hidden, real, step)
+        expected = _feature_matching_by_hand(gan, z, real)
+    assert float(value) == pytest.approx(float(expected), rel=1e-5)
+    assert float(value) > 0
+    for got, want in zip(tape.gradient(share, variables), tape.gradient(expected, variables)):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-8)
+
+
+def test_feature_matching_is_logged_and_changes_the_generator_step():
+    batch = _real_batch()
+    plain, matched = _smoke_gan(), _smoke_gan(feature_matching_weight=10.0)
+    plain_history = _train_one_batch(plain, batch)
+    matched_history = _train_one_batch(matched, batch)
+    assert sorted(matched_history) == sorted(METRIC_NAMES + ("g_feature_matching",))
+    assert matched_history["g_feature_matching"][0] > 0
+    assert "g_feature_matching" not in plain_history
+    assert matched_history["d_loss"] == plain_history["d_loss"]  # same D step
+    assert not np.allclose(plain.generator.trainable_weights[0].numpy(),
+                           matched.generator.trainable_weights[0].numpy())
+
+
+def test_negative_feature_matching_weight_is_refused():
+    with pytest.raises(ValueError, match=r"feature_matching_weight must be >= 0"):
+        config_lib.SMOKE.replace(feature_matching_weight=-1.0)
+    with pytest.raises(ValueError, match=r"feature_matching_weight must be >= 0"):
+        GAN3D(Generator(resolution=16, latent_dim=8, base_filters=4),
+              Discriminator(resolution=16, base_filters=4), feature_matching_weight=-0.5)

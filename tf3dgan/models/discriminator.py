@@ -75,8 +75,12 @@ class Discriminator(keras.Model):
         return responses
 
     def call(self, voxels, training=False):
+        return self.logits_and_last_hidden(voxels, training)[0]
+
+    def logits_and_last_hidden(self, voxels, training=False):
+        """The logits and the 4th layer's response (what feature matching compares), in one pass."""
         last_hidden = self._hidden_responses(voxels, training)[-1]
-        return self.to_logit(self.output_conv(last_hidden))
+        return self.to_logit(self.output_conv(last_hidden)), last_hidden
 
     def features(self, voxels, training=False):
         """Responses of the 2nd, 3rd and 4th convolution layers (after activation).

@@ -39,8 +39,9 @@ class AdversarialLoss(NamedTuple):
     """G's adversarial loss on a batch of prior samples (this replica's share)."""
 
     gan_loss: tf.Tensor
-    total_loss: tf.Tensor  # gan_loss plus the mode-seeking term
+    total_loss: tf.Tensor  # gan_loss plus the mode-seeking and feature-matching terms
     fakes: tf.Tensor
+    feature_matching: tf.Tensor | None  # its global value, when the term is on
 
 
 @keras.saving.register_keras_serializable(package="tf3dgan")
@@ -55,8 +56,9 @@ class GAN3D(keras.Model):
          (open when accuracy <= `d_accuracy_threshold`, the paper's 80% rule).
          The gate is a variable, so it checkpoints and resumes.
       3. G step: a fresh z; non-saturating loss -log D(G(z)), plus, if
-         `mode_seeking_weight` > 0, the mode-seeking term (`losses.mode_seeking_loss`).
-         Always applied.
+         `mode_seeking_weight` > 0, the mode-seeking term (`losses.mode_seeking_loss`),
+         and if `feature_matching_weight` > 0, feature matching (see
+         `_feature_matching_term`). Always applied.
 
     `g_diversity` (mean |G(z_a) - G(z_b)| / mean |z_a - z_b| over pairs of the
     batch) is logged on every step: it falls towards 0 when G collapses.
@@ -80,6 +82,11 @@ class GAN3D(keras.Model):
         mode_seeking_weight: Weight of the mode-seeking term in G's loss; 0 (the
             paper) leaves it out. It pairs samples 0-1, 2-3, ... so each
             replica's batch must be even.
+        feature_matching_weight: Weight of feature matching (Salimans et al.,
+            2016) in G's loss: the squared distance between the global batch
+            means of D's 4th-layer responses to G(z) and to the real grids, per
+            feature. 0 (the paper) leaves it out; it adds a D pass over the real
+            batch to the G step. Logged as g_feature_matching.
         seed: Seeds the noise.
         **kwargs: Passed to `keras.Model`.
     """
@@ -90,7 +97,7 @@ class GAN3D(keras.Model):
     noise_streams = 2
 
     def __init__(self, generator, discriminator, prior="uniform", d_accuracy_threshold=0.8,
-                 mode_seeking_weight=0.0, seed=0, **kwargs):
+                 mode_seeking_weight=0.0, feature_matching_weight=0.0, seed=0, **kwargs):
         super().__init__(**kwargs)
         if generator.resolution != discriminator.resolution:
             raise ValueError(
@@ -111,6 +118,12 @@ class GAN3D(keras.Model):
         self.prior = prior
         self.d_accuracy_threshold = float(d_accuracy_threshold)
         self.mode_seeking_weight = float(mode_seeking_weight)
+        self.feature_matching_weight = float(feature_matching_weight)
+        if self.feature_matching_weight < 0:
+            raise ValueError(f"feature_matching_weight must be >= 0 (0 turns the term off), "
+                             f"received {feature_matching_weight!r}.")
+        if self.feature_matching_weight > 0:  # logged only when it is trained
+            self.metric_names = type(self).metric_names + ("g_feature_matching",)
         self.seed = int(seed)
         self.generator.build()
         self.discriminator.build()
@@ -217,17 +230,52 @@ class GAN3D(keras.Model):
                 gate_open, self.d_optimizer, d_gradients, self.discriminator.trainable_weights)
         return DiscriminatorStep(gate_open, d_loss, real_correct, fake_correct, d_updated)
 
-    def _adversarial_generator_loss(self, z, step: ReplicaStep) -> AdversarialLoss:
-        """G's non-saturating loss on G(z) (plus the mode-seeking term), for use inside a tape."""
+    def _adversarial_generator_loss(self, z, step: ReplicaStep, real=None) -> AdversarialLoss:
+        """G's non-saturating loss on G(z) (plus the mode-seeking and feature-matching
+        terms; the latter needs the `real` batch), for use inside a tape."""
         fake = self.generator(z, training=True)
-        fake_logits = self.discriminator(fake, training=True)
+        fake_logits, fake_hidden = self.discriminator.logits_and_last_hidden(fake, training=True)
         g_loss = tf.nn.compute_average_loss(
             losses.generator_loss(fake_logits), global_batch_size=step.global_batch)
         total_g_loss = g_loss
         if self.mode_seeking_weight > 0:
             total_g_loss += self.mode_seeking_weight * tf.nn.compute_average_loss(
                 losses.mode_seeking_loss(fake, z), global_batch_size=step.global_batch // 2)
-        return AdversarialLoss(g_loss, total_g_loss, fake)
+        feature_matching = None
+        if self.feature_matching_weight > 0:
+            if real is None:
+                raise ValueError("feature_matching_weight > 0 needs the real batch in the G step.")
+            replica_term, feature_matching = self._feature_matching_term(fake_hidden, real, step)
+            total_g_loss += self.feature_matching_weight * replica_term
+        return AdversarialLoss(g_loss, total_g_loss, fake, feature_matching)
+
+    def _feature_matching_term(self, fake_hidden, real, step: ReplicaStep):
+        """Feature matching: ||mean D4(G(z)) - mean D4(x)||^2 / num_features over the global batch.
+
+        The means need every replica's batch, so the sums are all-reduced
+        without gradient, and each replica's share of the loss is the term's
+        first-order part in its own fakes: 2 <sum_r D4(G(z)) / N, d> / F with
+        d = mean_fake - mean_real held constant. Summed over replicas (as the
+        optimizer sums gradients) its gradient is exactly the term's, so one and
+        two replicas train the same model.
+
+        Returns:
+            (this replica's share, for the gradient; the term's global value, to log)
+        """
+        # After the fake pass: keeps the real pass's BatchNorm all-reduces in one
+        # order on every replica.
+        with tf.control_dependencies([fake_hidden]):
+            real = tf.identity(real)
+        _, real_hidden = self.discriminator.logits_and_last_hidden(real, training=True)
+        fake_sum = tf.reduce_sum(tf.cast(fake_hidden, tf.float32), axis=0)
+        real_sum = tf.stop_gradient(tf.reduce_sum(tf.cast(real_hidden, tf.float32), axis=0))
+        global_fake, global_real = step.context.all_reduce(
+            tf.distribute.ReduceOp.SUM, [tf.stop_gradient(fake_sum), real_sum])
+        batch = tf.cast(step.global_batch, tf.float32)
+        difference = (global_fake - global_real) / batch
+        num_features = tf.cast(tf.size(difference), tf.float32)
+        replica_share = 2.0 * tf.reduce_sum(fake_sum / batch * difference) / num_features
+        return replica_share, tf.reduce_sum(tf.square(difference)) / num_features
 
     @staticmethod
     def _diversity_sums(adversarial: AdversarialLoss, z, step: ReplicaStep) -> dict:
@@ -286,7 +334,7 @@ class GAN3D(keras.Model):
         with tf.control_dependencies([discriminator.updated]):
             z = self._replica_noise(1, self.prior, step)
         with tf.GradientTape() as tape:
-            adversarial = self._adversarial_generator_loss(z, step)
+            adversarial = self._adversarial_generator_loss(z, step, real)
             scaled_g_loss = self.g_optimizer.scale_loss(adversarial.total_loss)
         g_gradients = tape.gradient(scaled_g_loss, self.generator.trainable_weights)
         self.g_optimizer.apply(g_gradients, self.generator.trainable_weights)
@@ -296,7 +344,14 @@ class GAN3D(keras.Model):
         return self._finish_step(step, discriminator, {
             "g_loss": sums["g_loss"],
             "g_diversity": sums["g_diversity_sum"] / tf.maximum(sums["num_pairs"], 1.0),
+            **self._feature_matching_log(adversarial),
         })
+
+    def _feature_matching_log(self, adversarial: AdversarialLoss) -> dict:
+        """{"g_feature_matching": value} when the term is on, else {}."""
+        if adversarial.feature_matching is None:
+            return {}
+        return {"g_feature_matching": adversarial.feature_matching}
 
     @staticmethod
     def _apply_if(condition, optimizer, gradients, variables):
@@ -353,6 +408,7 @@ class GAN3D(keras.Model):
             "prior": self.prior,
             "d_accuracy_threshold": self.d_accuracy_threshold,
             "mode_seeking_weight": self.mode_seeking_weight,
+            "feature_matching_weight": self.feature_matching_weight,
             "seed": self.seed,
             "name": self.name,
         }
@@ -393,6 +449,7 @@ def build_gan(model_config, train_config) -> GAN3D:
     gan = GAN3D(generator, discriminator, prior=model_config.prior,
                 d_accuracy_threshold=train_config.d_accuracy_threshold,
                 mode_seeking_weight=train_config.mode_seeking_weight,
+                feature_matching_weight=train_config.feature_matching_weight,
                 seed=train_config.seed, name="gan3d")
     gan.compile(
         g_optimizer=adam(train_config.generator_learning_rate, train_config, "g_adam"),

@@ -55,6 +55,8 @@ class VAEGAN3D(GAN3D):
         prior: Must be "standard_normal".
         d_accuracy_threshold: The D gate's threshold, as for `GAN3D`.
         mode_seeking_weight: As for `GAN3D` (0 in the paper).
+        feature_matching_weight: As for `GAN3D` (0 in the paper), against the
+            batch's true grids.
         kl_weight: a1 (5 in the paper).
         reconstruction_weight: a2 (1e-4 in the paper).
         reconstruction_loss: "squared" (the paper's ||G(E(y)) - x||^2, on G's
@@ -78,7 +80,7 @@ class VAEGAN3D(GAN3D):
     noise_streams = 3
 
     def __init__(self, generator, discriminator, encoder, prior=VAE_GAN_PRIOR, d_accuracy_threshold=0.8,
-                 mode_seeking_weight=0.0, kl_weight=5.0, reconstruction_weight=1e-4,
+                 mode_seeking_weight=0.0, feature_matching_weight=0.0, kl_weight=5.0, reconstruction_weight=1e-4,
                  reconstruction_loss="squared", reconstruction_positive_weight=1.0, kl_warmup_steps=0,
                  seed=0, **kwargs):
         if prior != VAE_GAN_PRIOR:
@@ -106,7 +108,8 @@ class VAEGAN3D(GAN3D):
                 "kl_warmup_steps must be an integer >= 0 (0 applies the KL weight from the first "
                 f"step), received {kl_warmup_steps!r}.")
         super().__init__(generator, discriminator, prior=prior, d_accuracy_threshold=d_accuracy_threshold,
-                         mode_seeking_weight=mode_seeking_weight, seed=seed, **kwargs)
+                         mode_seeking_weight=mode_seeking_weight,
+                         feature_matching_weight=feature_matching_weight, seed=seed, **kwargs)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         if replicas > 1 and not encoder.synchronized_batchnorm:
             raise ValueError(
@@ -214,7 +217,7 @@ class VAEGAN3D(GAN3D):
             z = self._replica_noise(1, self.prior, step)
             images = tf.identity(images)
         with tf.GradientTape() as tape:
-            adversarial = self._adversarial_generator_loss(z, step)
+            adversarial = self._adversarial_generator_loss(z, step, voxels)
             z_mean, z_log_var = self.encoder(images, training=True)
             z_posterior = self._sample_posterior(z_mean, z_log_var, step)
             reconstructions, per_example_reconstruction = self._reconstruction_terms(z_posterior, voxels)
@@ -249,6 +252,7 @@ class VAEGAN3D(GAN3D):
             "kl_loss": sums["kl_loss"],
             "reconstruction_loss": sums["reconstruction_loss"],
             "reconstruction_iou": sums["iou_sum"] / tf.cast(step.global_batch, tf.float32),
+            **self._feature_matching_log(adversarial),
         })
 
     def get_config(self):
@@ -294,6 +298,7 @@ def build_vae_gan(model_config, train_config) -> VAEGAN3D:
     model = VAEGAN3D(generator, discriminator, encoder, prior=model_config.prior,
                      d_accuracy_threshold=train_config.d_accuracy_threshold,
                      mode_seeking_weight=train_config.mode_seeking_weight,
+                     feature_matching_weight=train_config.feature_matching_weight,
                      kl_weight=train_config.kl_weight,
                      reconstruction_weight=train_config.reconstruction_weight,
                      reconstruction_loss=train_config.reconstruction_loss,
