@@ -126,10 +126,10 @@ def run(args: argparse.Namespace):
     image_pairs.save_pairs(pairs, args.out)
     sheet_path = None
     if args.contact_pairs:
-        from tf3dgan.data import render
+        from tf3dgan.data import pair_contact_sheet, render
 
         sheet_path = contact_sheet_path(args.out)
-        render.save_png(image_pairs.contact_sheet(pairs, args.contact_pairs), sheet_path)
+        render.save_png(pair_contact_sheet.contact_sheet(pairs, args.contact_pairs), sheet_path)
     _print_summary(pairs, args.out, seconds, sheet_path)
     return pairs, sheet_path
 

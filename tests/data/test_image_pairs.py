@@ -9,7 +9,7 @@ import scipy.io
 import trimesh
 from PIL import Image
 
-from tf3dgan.data import image_pairs, render
+from tf3dgan.data import image_pairs, pair_contact_sheet, render
 from tf3dgan.data.binvox import write_binvox
 from tf3dgan.data.image_pairs import (PairSet, load_pair_folder, load_pairs, pair_dataset,
                                       render_mesh_pairs, render_pairs, save_pairs)
@@ -274,7 +274,7 @@ def test_pair_set_checks_its_arrays():
 
 def test_contact_sheet_shows_pictures_beside_their_shapes():
     pairs = _pairs(count=3, views=2, image_size=16)
-    sheet = image_pairs.contact_sheet(pairs, count=4, columns=2)
+    sheet = pair_contact_sheet.contact_sheet(pairs, count=4, columns=2)
     tile = 96  # 16-pixel pictures enlarged 6x
     assert sheet.shape == (2 * (tile + 2) - 2, 2 * (2 * tile + 8) - 6, 3)
     # The first cell: pair 0 enlarged, then its shape rendered from its viewpoint.

@@ -19,13 +19,13 @@ depend on which other shapes are rendered, how many processes render them, or in
 Pairs are stored as one .npz (:func:`save_pairs`, :func:`load_pairs`) and fed to training by
 :func:`pair_dataset`, whose batch s is a pure function of (seed, s) like
 :func:`tf3dgan.data.pipeline.training_dataset`, so resumed runs see the same batches.
+:func:`tf3dgan.data.pair_contact_sheet.contact_sheet` draws some pairs side by side.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import math
 import multiprocessing
 import os
 import zipfile
@@ -228,10 +228,10 @@ def render_pairs(voxels: np.ndarray, labels: np.ndarray, class_names: Sequence[s
             f"{len(empty)} of the {len(grids)} grids are empty (rows {empty[:10].tolist()}"
             f"{' ...' if len(empty) > 10 else ''}) at threshold {threshold}; drop them first, "
             "e.g. voxels[voxels.reshape(len(voxels), -1).any(axis=1)].")
-    views_per_shape = _positive_int(views_per_shape, "views_per_shape", "4")
+    views_per_shape = positive_int(views_per_shape, "views_per_shape", "4")
     image_size = render.check_image_size(image_size)
     seed = _seed(seed)
-    workers = _positive_int(workers, "workers", "1")
+    workers = positive_int(workers, "workers", "1")
     class_names = tuple(str(name) for name in class_names)
     label_array = _check_labels(labels, len(grids), class_names)
     total = len(grids) * views_per_shape
@@ -331,10 +331,10 @@ def render_mesh_pairs(mesh_paths: Sequence[str | os.PathLike], labels: Sequence[
     if fill not in voxelize.FILL_MODES:
         raise ValueError(f"fill must be one of {voxelize.FILL_MODES}, got {fill!r}.")
     check_up_axis(up_axis)
-    views_per_shape = _positive_int(views_per_shape, "views_per_shape", "4")
+    views_per_shape = positive_int(views_per_shape, "views_per_shape", "4")
     image_size = render.check_image_size(image_size)
     seed = _seed(seed)
-    workers = _positive_int(workers, "workers", "1")
+    workers = positive_int(workers, "workers", "1")
     bar = progress_lib.Progress(f"rendering and voxelizing {len(paths)} meshes",
                                 len(paths)) if progress else None
     tasks = [(position, path, resolution, views_per_shape, image_size, seed, fill, up_axis)
@@ -410,7 +410,7 @@ def _check_labels(labels, count: int, class_names: tuple[str, ...]) -> np.ndarra
     return array.astype(np.int64)
 
 
-def _positive_int(value, name: str, example: str) -> int:
+def positive_int(value, name: str, example: str) -> int:
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}; e.g. {example}.")
     return int(value)
@@ -420,56 +420,6 @@ def _seed(seed) -> int:
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}.")
     return int(seed)
-
-
-def contact_sheet(pairs: PairSet, count: int = 24, columns: int = 4) -> np.ndarray:
-    """A picture of some pairs: each picture next to a render of the shape it is paired with.
-
-    The shape is rendered from the picture's viewpoint (the default one for photos), so a
-    rendered pair should look alike apart from the lighting. Tiles are at least 96 pixels
-    (small pictures are enlarged by whole pixels); each shape tile is labelled with its
-    class and pair number.
-
-    Args:
-        pairs: The pairs.
-        count: How many pairs to show, spread evenly over all of them.
-        columns: Pairs per row.
-
-    Returns:
-        uint8 RGB [rows * (tile + 2) - 2, columns * (2 * tile + 8) - 6, 3].
-    """
-    from PIL import Image, ImageDraw, ImageFont
-
-    count = min(_positive_int(count, "count", "24"), pairs.num_pairs)
-    columns = min(_positive_int(columns, "columns", "4"), count)
-    chosen = np.unique(np.linspace(0, pairs.num_pairs - 1, count).round().astype(np.int64))
-    height, width = pairs.images.shape[1:3]
-    zoom = max(1, math.ceil(96 / max(height, width)))
-    tile = max(height, width) * zoom
-    rows = math.ceil(len(chosen) / columns)
-    cell_width = 2 * tile + 8  # picture, 2-pixel line, shape, 6-pixel gap
-    canvas = np.empty((rows * (tile + 2) - 2, columns * cell_width - 6, 3), np.uint8)
-    canvas[:] = render.SEPARATOR_COLOR
-    for cell, pair in enumerate(chosen):
-        top, left = (cell // columns) * (tile + 2), (cell % columns) * cell_width
-        picture = np.repeat(np.repeat(pairs.images[pair], zoom, axis=0), zoom, axis=1)
-        canvas[top:top + tile, left:left + tile] = render.BACKGROUND_COLOR.astype(np.uint8)
-        canvas[top:top + picture.shape[0], left:left + picture.shape[1]] = picture
-        elevation, azimuth = pairs.viewpoints[pair]
-        view = {} if np.isnan(elevation) else {"elevation": float(elevation),
-                                               "azimuth": float(azimuth)}
-        shape = pairs.voxels[pairs.shape_index[pair]]
-        canvas[top:top + tile, left + tile + 2:left + 2 * tile + 2] = render.render_voxels(
-            shape, tile, **view)
-    picture = Image.fromarray(canvas)
-    draw = ImageDraw.Draw(picture)
-    font = ImageFont.load_default()
-    for cell, pair in enumerate(chosen):
-        top, left = (cell // columns) * (tile + 2), (cell % columns) * cell_width
-        name = pairs.class_names[pairs.labels[pairs.shape_index[pair]]]
-        draw.text((left + tile + 5, top + 2), f"{name} #{pair}", fill=render.LABEL_COLOR,
-                  font=font)
-    return np.asarray(picture, dtype=np.uint8).copy()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -587,7 +537,7 @@ def pair_dataset(pairs: PairSet, global_batch_size: int, seed: int, start_step: 
 
     if not isinstance(pairs, PairSet):
         raise TypeError(f"pairs must be a PairSet, got {type(pairs).__name__}.")
-    global_batch_size = _positive_int(global_batch_size, "global_batch_size", "32")
+    global_batch_size = positive_int(global_batch_size, "global_batch_size", "32")
     if not isinstance(start_step, (int, np.integer)) or start_step < 0:
         raise ValueError(f"start_step must be an integer >= 0, got {start_step!r}.")
     if pairs.num_pairs < global_batch_size:
