@@ -354,7 +354,8 @@ CPU32 = ExperimentConfig(
 #   cpu32, 2000 steps                               90.6% / 86.9%
 #   + mirroring, 2000 steps                         90.3% / 87.2%
 #   + mirroring, 4000 steps                         91.2% / 87.7%
-#   + mirroring, 6000 steps                         RESULT_6000
+#   + mirroring, 5000 steps                         91.37% / 88.6%
+#   + mirroring, 6000 steps                         91.40% / 87.5%
 #   + mirroring + feature matching (x10), 2000      90.5% / 86.7%  (left out)
 # Every checkpoint is kept, so a run's step can be chosen by the CV accuracy.
 CPU32_RECOGNITION = ExperimentConfig(
