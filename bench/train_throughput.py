@@ -196,8 +196,8 @@ def measure_adam(config, optimizer_class, steps: int, warmup: int) -> dict:
     with fixed random gradients, in a tf.function as the train step runs it."""
     keras.utils.set_random_seed(0)
     generator, discriminator = build_networks(config.model)
-    voxels = tf.zeros((1,) + (config.model.resolution,) * 3)
-    discriminator(generator(tf.zeros((1, config.model.latent_dim))) + voxels)  # builds both
+    generator.build()
+    discriminator.build()
     variables = generator.trainable_variables + discriminator.trainable_variables
     gradients = [tf.random.normal(v.shape, stddev=1e-3) for v in variables]
     optimizer = optimizer_class(1e-3, beta_1=0.5)

@@ -232,7 +232,7 @@ def test_init_from_refuses_another_architecture(tmp_path):
 def test_generator_logits_are_the_generators_output_before_its_sigmoid():
     model = _smoke_vae_gan()
     z = np.random.default_rng(3).normal(size=(2, 8)).astype("float32")
-    logits = model._generator_logits(z, training=False)
+    logits = model.generator.logits(z, training=False)
     assert logits.shape == (2, 16, 16, 16)
     np.testing.assert_allclose(tf.sigmoid(logits), model.generator(z, training=False), rtol=1e-5, atol=1e-7)
 
@@ -246,7 +246,7 @@ def test_cross_entropy_reconstruction_is_the_logged_loss():
     step = ReplicaStep(None, 0, 4, 4)
     z_mean, z_log_var = model.encoder(images, training=True)
     z = model._sample_posterior(z_mean, z_log_var, step)
-    expected_logits = model._generator_logits(z, training=True)
+    expected_logits = model.generator.logits(z, training=True)
     expected = losses.reconstruction_cross_entropy(expected_logits, voxels, 4.0).numpy().mean()
     history = _train_one_batch(model, (images, voxels))
     np.testing.assert_allclose(history["reconstruction_loss"][0], expected, rtol=1e-4)

@@ -84,10 +84,19 @@ class Generator(keras.Model):
         self.call(keras.ops.zeros((1, self.latent_dim)), training=False)
 
     def call(self, z, training=False):
+        return self.output_activation(self.logits(z, training=training))
+
+    def logits(self, z, training=False):
+        """G(z) before its sigmoid, float32 [batch, R, R, R].
+
+        A cross-entropy on the voxels is computed from these: from the
+        probabilities it would be clipped, with no gradient, where the float32
+        sigmoid saturates.
+        """
         x = self.to_grid(z)
         for deconv, batchnorm, activation in self.hidden_blocks:
             x = activation(batchnorm(deconv(x), training=training))
-        return self.to_voxels(self.output_activation(self.output_deconv(x)))
+        return self.to_voxels(keras.ops.cast(self.output_deconv(x), "float32"))
 
     def get_config(self):
         return {

@@ -168,22 +168,10 @@ class VAEGAN3D(GAN3D):
         epsilon = self._replica_noise(_EPSILON_STREAM, VAE_GAN_PRIOR, step)
         return z_mean + tf.exp(0.5 * z_log_var) * epsilon
 
-    def _generator_logits(self, z, training):
-        """G(z) before its sigmoid, float32 [batch, R, R, R] (`Generator.call` without the last activation).
-
-        The cross-entropy is computed from logits: from probabilities it would be
-        clipped, with no gradient, where the float32 sigmoid saturates.
-        """
-        generator = self.generator
-        x = generator.to_grid(z)
-        for deconv, batchnorm, activation in generator.hidden_blocks:
-            x = activation(batchnorm(deconv(x), training=training))
-        return generator.to_voxels(tf.cast(generator.output_deconv(x), tf.float32))
-
     def _reconstruction_terms(self, z_posterior, voxels):
         """(G(z') as probabilities, the unweighted reconstruction loss per example)."""
         if self.reconstruction_loss == "cross_entropy":
-            logits = self._generator_logits(z_posterior, training=True)
+            logits = self.generator.logits(z_posterior, training=True)
             return tf.sigmoid(logits), losses.reconstruction_cross_entropy(
                 logits, voxels, self.reconstruction_positive_weight)
         reconstructions = self.generator(z_posterior, training=True)
