@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 
 from tf3dgan import config as config_lib
-from tf3dgan import evaluate, feature_sources, recognition, recognition_report, training
+from tf3dgan import (checkpoint_selection, evaluate, feature_sources, recognition, recognition_report,
+                     training)
 from tf3dgan.data.synthetic import make_synthetic_dataset
 from tf3dgan.recognition_features import num_recognition_features
 
@@ -287,3 +288,87 @@ def test_other_tasks_are_handed_to_their_benchmark(monkeypatch, task, module_nam
     argv = ["--task", task, "--model", "runs/x", "--data", "modelnet10"]
     assert evaluate.main(argv) == 7
     assert received == [argv]
+
+
+# ----------------------------------------------------------------------------
+# Choosing a workdir's checkpoint by CV on the training split.
+
+def test_checkpoint_selection_scores_every_checkpoint_by_training_cv(smoke_run, tiny_npz):
+    workdir, _ = smoke_run
+    with np.load(tiny_npz) as data:
+        train_x, train_y = data["X_train"], data["y_train"]
+    selection = checkpoint_selection.select_checkpoint(workdir, train_x, train_y, FAST_SVM, batch_size=8)
+    steps = [candidate["step"] for candidate in selection["candidates"]]
+    assert steps == [2, SMOKE_STEPS]  # steps_per_epoch=2: a checkpoint every 2 steps
+    for candidate in selection["candidates"]:
+        # Recomputed independently: the checkpoint's own features and the CV protocol.
+        features, _ = feature_sources.extract_features(feature_sources.open_model(candidate["checkpoint"]),
+                                                       train_x, batch_size=8)
+        expected = recognition.choose_c(features, train_y, FAST_SVM)
+        assert candidate["c"] == expected["c"]
+        assert candidate["cv_accuracy"] == pytest.approx(expected["cv_accuracy"][expected["c"]])
+    best = max(candidate["cv_accuracy"] for candidate in selection["candidates"])
+    assert selection["chosen"]["cv_accuracy"] == best
+    assert selection["chosen"]["step"] == max(candidate["step"] for candidate in selection["candidates"]
+                                              if candidate["cv_accuracy"] == best)
+
+
+def test_checkpoint_selection_breaks_ties_towards_the_later_step():
+    candidates = [{"step": 500, "cv_accuracy": 0.9}, {"step": 1000, "cv_accuracy": 0.91},
+                  {"step": 1500, "cv_accuracy": 0.91}, {"step": 2000, "cv_accuracy": 0.89}]
+    assert checkpoint_selection.best_candidate(candidates)["step"] == 1500
+
+
+def test_cli_select_checkpoint_chooses_before_the_test_split_is_loaded(smoke_run, tiny_npz, tmp_path,
+                                                                       monkeypatch, capsys):
+    from tf3dgan import recognition_benchmark
+
+    workdir, _ = smoke_run
+    events = []
+    load_split, select = recognition_benchmark.load_split, checkpoint_selection.select_checkpoint
+    monkeypatch.setattr(recognition_benchmark, "load_split",
+                        lambda settings, split, resolution: events.append(split) or load_split(
+                            settings, split, resolution))
+    monkeypatch.setattr(checkpoint_selection, "select_checkpoint",
+                        lambda *args, **kwargs: events.append("select") or select(*args, **kwargs))
+    out = tmp_path / "out"
+    assert evaluate.main(_cli_args(workdir, tiny_npz, out) + ["--select_checkpoint"]) == 0
+    assert events == ["train", "select", "test"]
+    report = json.loads((out / "report.json").read_text())
+    selection = report["checkpoint_selection"]
+    assert [candidate["step"] for candidate in selection["candidates"]] == [2, SMOKE_STEPS]
+    assert report["model"]["kind"] == "checkpoint"
+    assert report["model"]["step"] == selection["chosen"]["step"]
+    assert report["timings"]["checkpoint_selection_seconds"] > 0
+    assert Image.open(out / checkpoint_selection.PLOT_FILE).size == (760, 480)
+    stdout = capsys.readouterr().out
+    assert "Checkpoint selection (CV accuracy on the training split)" in stdout
+    assert "<- chosen" in stdout
+
+    # The test labels play no part in the choice: permute them and choose again.
+    with np.load(tiny_npz) as data:
+        arrays = dict(data)
+    arrays["y_test"] = np.random.default_rng(0).permutation(arrays["y_test"])
+    relabelled = tmp_path / "relabelled.npz"
+    np.savez(relabelled, **arrays)
+    events.clear()
+    assert evaluate.main(_cli_args(workdir, relabelled, tmp_path / "out2") + ["--select_checkpoint"]) == 0
+    again = json.loads((tmp_path / "out2" / "report.json").read_text())["checkpoint_selection"]
+    assert [(c["step"], c["c"], c["cv_accuracy"]) for c in again["candidates"]] == \
+        [(c["step"], c["c"], c["cv_accuracy"]) for c in selection["candidates"]]
+
+
+def test_cli_select_checkpoint_needs_a_workdir(smoke_run, tiny_npz, tmp_path, capsys):
+    workdir, export_path = smoke_run
+    assert evaluate.main(_cli_args(export_path, tiny_npz, tmp_path / "o") + ["--select_checkpoint"]) == 2
+    assert "--select_checkpoint needs a training workdir" in capsys.readouterr().err
+    empty = tmp_path / "fresh_run"
+    (empty / "checkpoints").mkdir(parents=True)
+    (empty / "config.json").write_text((workdir / "config.json").read_text())
+    assert evaluate.main(_cli_args(empty, tiny_npz, tmp_path / "o") + ["--select_checkpoint"]) == 2
+    assert "has no checkpoint (ckpt-<step>.index)" in capsys.readouterr().err
+    served = _cli_args(workdir, tiny_npz, tmp_path / "o")[2:] + ["--server", "127.0.0.1:1",
+                                                                  "--model_name", "m", "--select_checkpoint"]
+    assert evaluate.main(served) == 2
+    assert "pass --model WORKDIR" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

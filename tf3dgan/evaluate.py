@@ -20,6 +20,8 @@ limited-data curve: the same with --curve_sizes training samples per class,
 --model is a training workdir, its checkpoints/ directory, a checkpoint prefix, an
 exported SavedModel version directory or a model base path (its newest version); or
 --server host:port --model_name NAME asks a served model (TF Serving's gRPC API).
+With --select_checkpoint, --model is a training workdir and its checkpoint is chosen first,
+by the CV accuracy of its features on the training split alone (tf3dgan.checkpoint_selection).
 
 Writes to --out: report.json (accuracies, per-class, confusion matrices, CV scores,
 settings, timings, model and data identity), confusion_<method>.png and curve.png;
@@ -28,6 +30,8 @@ prints the tables on stdout, the summary table last; progress goes to stderr.
 Examples:
   python -m tf3dgan.evaluate --model runs/mn10_cpu32 --data modelnet10 \\
       --data_path ../shared/data/modelnet10_32.npz --out runs/mn10_cpu32/recognition
+  python -m tf3dgan.evaluate --model runs/mn10_flip --select_checkpoint --data modelnet10 \\
+      --data_path ../shared/data/modelnet10_32.npz --out runs/mn10_flip/recognition
   python -m tf3dgan.evaluate --model runs/mn10_cpu32/export/2000 --data modelnet10 \\
       --data_path ../shared/data/modelnet10_32.npz --curve_draws 3
   python -m tf3dgan.evaluate --server 127.0.0.1:8500 --model_name tf3dgan \\
@@ -78,6 +82,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--model_name", help="The served model's name (with --server).")
     model.add_argument("--model_version", type=positive_int, default=None,
                        help="A served version to pin (default: the newest).")
+    model.add_argument("--select_checkpoint", action="store_true",
+                       help="--model is a training workdir: score every checkpoint by its CV accuracy "
+                            "on the training split, then benchmark the best (the test split is not "
+                            "read for the choice; see tf3dgan.checkpoint_selection).")
     data = parser.add_argument_group("data")
     data.add_argument("--data", required=True, help="Dataset name: modelnet10, npz, cache, tfds, synthetic ...")
     data.add_argument("--data_path", default="", help="The dataset's file or folder.")
@@ -148,7 +156,7 @@ def run(args: argparse.Namespace, argv=None) -> dict:
             synthetic_shapes_per_class=args.synthetic_shapes_per_class)
         return recognition_benchmark.run_recognition(
             settings, model=args.model, server=args.server, model_name=args.model_name,
-            model_version=args.model_version,
+            model_version=args.model_version, select_checkpoint=args.select_checkpoint,
             command=["python", "-m", "tf3dgan.evaluate"] + list(sys.argv[1:] if argv is None else argv))
     except (ValueError, FileNotFoundError) as error:
         raise UsageError(str(error)) from error

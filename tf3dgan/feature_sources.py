@@ -253,7 +253,8 @@ class VoxelSource:
 # ----------------------------------------------------------------------------
 # Opening a model.
 
-def _read_config(path: Path):
+def read_config(path: Path):
+    """A workdir's config.json as an ExperimentConfig (ModelPathError if it is not one)."""
     from tf3dgan.config import ExperimentConfig
 
     try:
@@ -306,7 +307,7 @@ def open_model(path: str | os.PathLike):
         if (path / "saved_model.pb").is_file():
             return SavedModelSource(path)
         if (path / config_name).is_file():
-            config = _read_config(path / config_name)
+            config = read_config(path / config_name)
             checkpoint_dir = path / "checkpoints"
             if not (checkpoint_dir / CHECKPOINT_INDEX).is_file():
                 raise ModelPathError(
@@ -319,7 +320,7 @@ def open_model(path: str | os.PathLike):
                 raise ModelPathError(
                     f"{path} holds checkpoints but {config_path} is missing, so the architecture "
                     "is unknown; pass the training workdir that holds both.")
-            return _restore_discriminator(_read_config(config_path), None, path, "workdir", path.parent)
+            return _restore_discriminator(read_config(config_path), None, path, "workdir", path.parent)
         newest = _newest_version(path)
         if newest is not None:
             return SavedModelSource(newest)
@@ -330,7 +331,7 @@ def open_model(path: str | os.PathLike):
     if Path(str(path) + ".index").is_file():
         for candidate in (path.parent.parent / config_name, path.parent / config_name):
             if candidate.is_file():
-                return _restore_discriminator(_read_config(candidate), str(path), path.parent,
+                return _restore_discriminator(read_config(candidate), str(path), path.parent,
                                               "checkpoint", path)
         raise ModelPathError(
             f"{path} is a checkpoint, but no {config_name} was found in {path.parent.parent} or "

@@ -16,6 +16,10 @@
    confusion matrix; then the limited-data curve;
 5. writes report.json, confusion_<method>.png and curve.png to settings.out.
 
+With select_checkpoint, a workdir's checkpoint is first chosen by the CV accuracy of its
+features on the training split (`tf3dgan.checkpoint_selection`; the test split is loaded
+only afterwards), and the report adds the candidates and checkpoint_selection.png.
+
 Synthetic data (--data synthetic) has no splits: the training split is generated
 with --seed and the test split with --seed + 1, so that they hold different shapes.
 """
@@ -33,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tf3dgan import feature_sources, recognition, recognition_report
+from tf3dgan import checkpoint_selection, feature_sources, recognition, recognition_report
 from tf3dgan.progress import note
 
 SYNTHETIC_TEST_SEED_OFFSET = 1
@@ -92,11 +96,8 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def load_splits(settings: BenchmarkSettings, resolution: int | None):
-    """Loads the training and test splits for a model reading `resolution`^3 grids.
-
-    Returns:
-        (train VoxelDataset, test VoxelDataset).
+def load_split(settings: BenchmarkSettings, split: str, resolution: int | None):
+    """Loads one split ("train" or "test") for a model reading `resolution`^3 grids.
 
     Raises:
         ValueError, FileNotFoundError: as `tf3dgan.data.registry.load_dataset`.
@@ -104,14 +105,30 @@ def load_splits(settings: BenchmarkSettings, resolution: int | None):
     from tf3dgan.config import DataConfig
     from tf3dgan.data import registry
 
-    splits = []
-    for split, seed in (("train", settings.seed), ("test", settings.seed + SYNTHETIC_TEST_SEED_OFFSET)):
-        config = DataConfig(data=settings.data, data_path=settings.data_path, classes=settings.classes,
-                            split=split, synthetic_shapes_per_class=settings.synthetic_shapes_per_class)
-        # Synthetic shapes are generated at the given resolution; files keep their own.
-        splits.append(registry.load_dataset(config, resolution or 32,
-                                            seed if settings.data == "synthetic" else settings.seed))
-    train, test = splits
+    seed = settings.seed + (SYNTHETIC_TEST_SEED_OFFSET if split == "test" else 0)
+    config = DataConfig(data=settings.data, data_path=settings.data_path, classes=settings.classes,
+                        split=split, synthetic_shapes_per_class=settings.synthetic_shapes_per_class)
+    # Synthetic shapes are generated at the given resolution; files keep their own.
+    return registry.load_dataset(config, resolution or 32,
+                                 seed if settings.data == "synthetic" else settings.seed)
+
+
+def load_splits(settings: BenchmarkSettings, resolution: int | None, train=None):
+    """Loads the training and test splits for a model reading `resolution`^3 grids.
+
+    Args:
+        settings: The benchmark's settings.
+        resolution: The model's grid edge (None: the data's own).
+        train: The training split, if already loaded.
+
+    Returns:
+        (train VoxelDataset, test VoxelDataset).
+
+    Raises:
+        ValueError, FileNotFoundError: as `tf3dgan.data.registry.load_dataset`.
+    """
+    train = train if train is not None else load_split(settings, "train", resolution)
+    test = load_split(settings, "test", resolution)
     if train.resolution != test.resolution:
         raise ValueError(f"The training grids are {train.resolution}^3 but the test grids "
                          f"{test.resolution}^3; both splits must have one resolution.")
@@ -173,13 +190,17 @@ def _environment() -> dict:
 
 def run_recognition(settings: BenchmarkSettings, *, model: str | None = None,
                     server: str | None = None, model_name: str | None = None,
-                    model_version: int | None = None, command=None) -> dict:
+                    model_version: int | None = None, select_checkpoint: bool = False,
+                    command=None) -> dict:
     """Runs the whole benchmark (module docstring) and writes its files.
 
     Args:
         settings: The benchmark's settings.
         model: A model path (`feature_sources.open_model`), or
         server, model_name, model_version: a served model.
+        select_checkpoint: `model` is a training workdir: first choose its checkpoint by
+            CV accuracy on the training split (`tf3dgan.checkpoint_selection`), then
+            benchmark that checkpoint.
         command: The command line, recorded in the report.
 
     Returns:
@@ -192,13 +213,26 @@ def run_recognition(settings: BenchmarkSettings, *, model: str | None = None,
     """
     started = time.perf_counter()
     timings = {}
+    selection, train = None, None
+    if select_checkpoint:
+        if model is None:
+            raise ValueError("--select_checkpoint chooses among a training workdir's checkpoints; "
+                             "pass --model WORKDIR (a served model is one version: pin it with "
+                             "--model_version instead).")
+        config, _ = checkpoint_selection.workdir_checkpoints(model)  # a clear error before any work
+        train = load_split(settings, "train", config.model.resolution)
+        selection = checkpoint_selection.select_checkpoint(model, train.voxels, train.labels, settings.svm,
+                                                           batch_size=settings.batch_size)
+        timings["checkpoint_selection_seconds"] = selection["seconds"]
+        model = selection["chosen"]["checkpoint"]
+    stage = time.perf_counter()
     source = open_source(model, server, model_name, model_version)
-    timings["open_model_seconds"] = time.perf_counter() - started
+    timings["open_model_seconds"] = time.perf_counter() - stage
     note(f"Model: {source.identity.get('kind')} {source.identity.get('path') or source.identity.get('server')}"
          f" ({source.resolution}^3, base_filters {source.base_filters}, {source.num_features:,} features)")
 
     stage = time.perf_counter()
-    train, test = load_splits(settings, source.resolution)
+    train, test = load_splits(settings, source.resolution, train)
     labels = np.union1d(np.unique(train.labels), np.unique(test.labels))
     class_names = [train.class_names[int(label)] for label in labels]
     data = data_identity(settings, train, test, class_names, labels)
@@ -252,6 +286,10 @@ def run_recognition(settings: BenchmarkSettings, *, model: str | None = None,
         "files": {"report": str(out / recognition_report.REPORT_FILE)},
         "environment": _environment(),
     }
+    if selection is not None:
+        report["checkpoint_selection"] = selection
+        report["files"]["checkpoint_selection"] = str(
+            checkpoint_selection.draw_selection(selection, out / checkpoint_selection.PLOT_FILE))
     report["files"].update(recognition_report.write_figures(report, out))
     timings["total_seconds"] = time.perf_counter() - started
     recognition_report.write_report(report, out)

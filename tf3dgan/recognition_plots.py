@@ -98,7 +98,8 @@ def draw_confusion_matrix(confusion, class_names, title: str, path: str | os.Pat
     return path
 
 
-def draw_curve(size_labels, series: dict, title: str, path: str | os.PathLike) -> Path:
+def draw_curve(size_labels, series: dict, title: str, path: str | os.PathLike, *,
+               x_caption: str = "training samples per class", y_caption: str = "test accuracy") -> Path:
     """Writes the limited-data curve as a PNG.
 
     Args:
@@ -108,6 +109,7 @@ def draw_curve(size_labels, series: dict, title: str, path: str | os.PathLike) -
             None leaves a gap).
         title: The figure's title.
         path: The PNG to write.
+        x_caption, y_caption: The axes' captions.
 
     Returns:
         The path written.
@@ -144,10 +146,9 @@ def draw_curve(size_labels, series: dict, title: str, path: str | os.PathLike) -
     for index, text in enumerate(size_labels):
         draw.text((to_x(index) - _text_size(draw, text, small)[0] / 2, top + plot_height + 6), text,
                   fill="black", font=small)
-    caption = "training samples per class"
-    draw.text((left + (plot_width - _text_size(draw, caption, font)[0]) / 2, height - 30), caption,
+    draw.text((left + (plot_width - _text_size(draw, x_caption, font)[0]) / 2, height - 30), x_caption,
               fill="black", font=font)
-    label = _vertical_text("test accuracy", font)
+    label = _vertical_text(y_caption, font)
     image.paste(label, (6, top + (plot_height - label.height) // 2), label)
     for number, (name, (means, stds)) in enumerate(series.items()):
         color = COLORS[number % len(COLORS)]

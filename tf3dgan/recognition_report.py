@@ -159,10 +159,15 @@ def write_report(report: dict, out_dir: str | os.PathLike) -> Path:
 
 def tables(report: dict) -> str:
     """Everything printed on stdout, the summary table last."""
+    from tf3dgan.checkpoint_selection import selection_table
+
     model = next(iter(report["methods"].values()))
-    return "\n\n".join([
+    blocks = [
         f"Confusion matrix, {model['name']} (rows: true class):\n" + confusion_table(model),
         "Test accuracy per class:\n" + per_class_table(report),
         "Limited training data (test accuracy):\n" + curve_table(report),
-        summary_table(report),
-    ])
+    ]
+    if "checkpoint_selection" in report:
+        blocks.append("Checkpoint selection (CV accuracy on the training split):\n"
+                      + selection_table(report["checkpoint_selection"]))
+    return "\n\n".join(blocks + [summary_table(report)])
