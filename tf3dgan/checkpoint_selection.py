@@ -129,8 +129,11 @@ def draw_selection(selection: dict, path: str | Path) -> Path:
     candidates = selection["candidates"]
     labels = [f"{candidate['step'] / 1000:g}k" if candidate["step"] >= 1000 else str(candidate["step"])
               for candidate in candidates]
-    series = {"CV accuracy": ([candidate["cv_accuracy"] for candidate in candidates],
-                              [0.0] * len(candidates))}
+    chosen = selection["chosen"]["step"]
+    zeros = [0.0] * len(candidates)
+    series = {"CV accuracy": ([candidate["cv_accuracy"] for candidate in candidates], zeros),
+              "chosen": ([candidate["cv_accuracy"] if candidate["step"] == chosen else None
+                          for candidate in candidates], zeros)}
     return recognition_plots.draw_curve(
-        labels, series, f"Checkpoint selection: step {selection['chosen']['step']} chosen", path,
-        x_caption="training step", y_caption="CV accuracy (training split)")
+        labels, series, f"Checkpoint selection: step {chosen} chosen", path,
+        x_caption="training step", y_caption="CV accuracy (training split)", tick=0.01)

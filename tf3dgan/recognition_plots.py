@@ -99,7 +99,8 @@ def draw_confusion_matrix(confusion, class_names, title: str, path: str | os.Pat
 
 
 def draw_curve(size_labels, series: dict, title: str, path: str | os.PathLike, *,
-               x_caption: str = "training samples per class", y_caption: str = "test accuracy") -> Path:
+               x_caption: str = "training samples per class", y_caption: str = "test accuracy",
+               tick: float = 0.1) -> Path:
     """Writes the limited-data curve as a PNG.
 
     Args:
@@ -110,6 +111,7 @@ def draw_curve(size_labels, series: dict, title: str, path: str | os.PathLike, *
         title: The figure's title.
         path: The PNG to write.
         x_caption, y_caption: The axes' captions.
+        tick: The spacing of the accuracy axis' grid lines; its ends are rounded to it.
 
     Returns:
         The path written.
@@ -124,10 +126,11 @@ def draw_curve(size_labels, series: dict, title: str, path: str | os.PathLike, *
     draw.text((10, 8), title, fill="black", font=font)
     values = [m - (s or 0) for means, stds in series.values() for m, s in zip(means, stds) if m is not None]
     values += [m + (s or 0) for means, stds in series.values() for m, s in zip(means, stds) if m is not None]
-    low = max(0.0, np.floor((min(values, default=0.0) - 0.02) * 10) / 10)
-    high = min(1.0, np.ceil((max(values, default=1.0) + 0.02) * 10) / 10)
+    margin = tick / 5
+    low = max(0.0, np.floor((min(values, default=0.0) - margin) / tick) * tick)
+    high = min(1.0, np.ceil((max(values, default=1.0) + margin) / tick) * tick)
     if high <= low:
-        low, high = max(0.0, high - 0.1), min(1.0, low + 0.1)
+        low, high = max(0.0, high - tick), min(1.0, low + tick)
     plot_width, plot_height = width - left - right, height - top - bottom
 
     def to_x(index: int) -> float:
@@ -137,11 +140,11 @@ def draw_curve(size_labels, series: dict, title: str, path: str | os.PathLike, *
         return top + plot_height * (high - value) / (high - low)
 
     draw.rectangle([left, top, left + plot_width, top + plot_height], outline="black")
-    ticks = np.linspace(low, high, round((high - low) / 0.1) + 1)
-    for tick in ticks:
-        y = to_y(tick)
+    decimals = max(0, -int(np.floor(np.log10(100 * tick) + 1e-9)))
+    for value in np.linspace(low, high, round((high - low) / tick) + 1):
+        y = to_y(value)
         draw.line([left, y, left + plot_width, y], fill=(225, 225, 225))
-        text = f"{100 * tick:.0f}%"
+        text = f"{100 * value:.{decimals}f}%"
         draw.text((left - _text_size(draw, text, small)[0] - 6, y - 7), text, fill="black", font=small)
     for index, text in enumerate(size_labels):
         draw.text((to_x(index) - _text_size(draw, text, small)[0] / 2, top + plot_height + 6), text,
