@@ -21,15 +21,17 @@ def test_paper64_is_the_papers_recipe():
             train.beta_1, train.d_accuracy_threshold) == (100, 0.0025, 1e-5, 0.5, 0.8)
 
 
-def test_recognition_preset_is_cpu32_longer_on_mirrored_shapes():
+def test_recognition_preset_is_cpu32_longer_ungated_on_mirrored_shapes():
     preset = config_lib.get_preset("cpu32_recognition")
     assert preset.model == config_lib.CPU32.model
     assert (preset.data.augment_flip, preset.data.augment_rotate) == (True, False)
     train = preset.train
     assert (train.train_steps, train.steps_per_epoch) == (6000, 500)
     assert train.keep_checkpoints >= train.train_steps // train.steps_per_epoch  # all kept
-    assert dataclasses.replace(train, train_steps=1200, steps_per_epoch=100,
-                               keep_checkpoints=3) == config_lib.CPU32.train
+    assert train.d_accuracy_threshold == 1.0  # the gate is off
+    assert dataclasses.replace(train, train_steps=1200, steps_per_epoch=100, keep_checkpoints=3,
+                               d_accuracy_threshold=config_lib.CPU32.train.d_accuracy_threshold
+                               ) == config_lib.CPU32.train
 
 
 def test_configs_are_frozen():
