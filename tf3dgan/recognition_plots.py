@@ -101,7 +101,8 @@ def draw_confusion_matrix(confusion, class_names, title: str, path: str | os.Pat
 def draw_curve(size_labels, series: dict, title: str, path: str | os.PathLike, *,
                x_caption: str = "training samples per class", y_caption: str = "test accuracy",
                tick: float = 0.1) -> Path:
-    """Writes the limited-data curve as a PNG.
+    """Writes accuracies as lines over evenly spaced x positions (PNG): by default
+    the limited-data curve; the checkpoint selection passes its own captions.
 
     Args:
         size_labels: The x positions' labels, e.g. ["10", "25", "50", "100", "all"]
