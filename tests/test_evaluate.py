@@ -297,7 +297,8 @@ def test_checkpoint_selection_scores_every_checkpoint_by_training_cv(smoke_run, 
     workdir, _ = smoke_run
     with np.load(tiny_npz) as data:
         train_x, train_y = data["X_train"], data["y_train"]
-    selection = checkpoint_selection.select_checkpoint(workdir, train_x, train_y, FAST_SVM, batch_size=8)
+    _, checkpoints = checkpoint_selection.workdir_checkpoints(workdir)
+    selection = checkpoint_selection.select_checkpoint(checkpoints, train_x, train_y, FAST_SVM, batch_size=8)
     steps = [candidate["step"] for candidate in selection["candidates"]]
     assert steps == [2, SMOKE_STEPS]  # steps_per_epoch=2: a checkpoint every 2 steps
     for candidate in selection["candidates"]:
@@ -340,7 +341,7 @@ def test_cli_select_checkpoint_chooses_before_the_test_split_is_loaded(smoke_run
     assert report["model"]["kind"] == "checkpoint"
     assert report["model"]["step"] == selection["chosen"]["step"]
     assert report["timings"]["checkpoint_selection_seconds"] > 0
-    assert Image.open(out / checkpoint_selection.PLOT_FILE).size == (760, 480)
+    assert Image.open(out / recognition_report.SELECTION_FILE).size == (760, 480)
     stdout = capsys.readouterr().out
     assert "Checkpoint selection (CV accuracy on the training split)" in stdout
     assert "<- chosen" in stdout

@@ -11,7 +11,8 @@ training split, so the choice cannot depend on it.
 
     python -m tf3dgan.evaluate --model runs/mn10_flip --select_checkpoint ...
 
-runs this first and then the whole benchmark on the chosen checkpoint.
+runs this first and then the whole benchmark on the chosen checkpoint; its table and
+plot are drawn by `tf3dgan.recognition_report`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from tf3dgan import feature_sources, recognition
 from tf3dgan.progress import note
 
 CHECKPOINT_PATTERN = re.compile(r"^ckpt-(\d+)\.index$")
-PLOT_FILE = "checkpoint_selection.png"
 
 
 def workdir_checkpoints(path: str | Path):
@@ -67,12 +67,13 @@ def best_candidate(candidates: list[dict]) -> dict:
     return max(candidates, key=lambda candidate: (candidate["cv_accuracy"], candidate["step"]))
 
 
-def select_checkpoint(workdir: str | Path, train_voxels: np.ndarray, train_labels: np.ndarray,
-                      svm: recognition.SVMSettings, *, batch_size: int = 32) -> dict:
-    """Scores every checkpoint of `workdir` by CV on the training split; chooses the best.
+def select_checkpoint(checkpoints: list[tuple[int, str]], train_voxels: np.ndarray,
+                      train_labels: np.ndarray, svm: recognition.SVMSettings, *,
+                      batch_size: int = 32) -> dict:
+    """Scores every checkpoint by CV on the training split; chooses the best.
 
     Args:
-        workdir: A training workdir or its checkpoints/ folder.
+        checkpoints: [(step, checkpoint prefix)] of one workdir (`workdir_checkpoints`).
         train_voxels: [N, S, S, S] training grids (the test split has no place here).
         train_labels: int [N] their labels.
         svm: The benchmark's classifier settings (grid, folds, solver, seed): the same
@@ -85,12 +86,11 @@ def select_checkpoint(workdir: str | Path, train_voxels: np.ndarray, train_label
         chosen candidate, "seconds"}.
 
     Raises:
-        feature_sources.ModelPathError: if `workdir` has no usable checkpoint.
+        feature_sources.ModelPathError: if a checkpoint cannot be restored.
         ValueError: as `recognition.choose_c` (too few samples of a class).
     """
     started = time.perf_counter()
-    _, checkpoints = workdir_checkpoints(workdir)
-    note(f"Checkpoint selection: {len(checkpoints)} checkpoints of {workdir}, scored by "
+    note(f"Checkpoint selection: {len(checkpoints)} checkpoints, scored by "
          f"{svm.cv_folds}-fold CV on the training split ({len(train_labels)} shapes)")
     candidates = []
     for number, (step, prefix) in enumerate(checkpoints, start=1):
@@ -111,29 +111,3 @@ def select_checkpoint(workdir: str | Path, train_voxels: np.ndarray, train_label
                     "ties to the later step; the test split is not read",
             "candidates": candidates, "chosen": chosen, "seconds": time.perf_counter() - started}
 
-
-def selection_table(selection: dict) -> str:
-    """The candidates as a Markdown table, the chosen one marked."""
-    from tf3dgan.recognition_report import markdown_table
-
-    rows = [[candidate["step"], f"{candidate['c']:g}", f"{100 * candidate['cv_accuracy']:.2f}%",
-             "<- chosen" if candidate["step"] == selection["chosen"]["step"] else ""]
-            for candidate in selection["candidates"]]
-    return markdown_table(["step", "C (CV)", "CV acc.", ""], rows)
-
-
-def draw_selection(selection: dict, path: str | Path) -> Path:
-    """Plots the CV accuracy against the step (PNG)."""
-    from tf3dgan import recognition_plots
-
-    candidates = selection["candidates"]
-    labels = [f"{candidate['step'] / 1000:g}k" if candidate["step"] >= 1000 else str(candidate["step"])
-              for candidate in candidates]
-    chosen = selection["chosen"]["step"]
-    zeros = [0.0] * len(candidates)
-    series = {"CV accuracy": ([candidate["cv_accuracy"] for candidate in candidates], zeros),
-              "chosen": ([candidate["cv_accuracy"] if candidate["step"] == chosen else None
-                          for candidate in candidates], zeros)}
-    return recognition_plots.draw_curve(
-        labels, series, f"Checkpoint selection: step {chosen} chosen", path,
-        x_caption="training step", y_caption="CV accuracy (training split)", tick=0.01)

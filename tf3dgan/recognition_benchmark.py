@@ -105,12 +105,13 @@ def load_split(settings: BenchmarkSettings, split: str, resolution: int | None):
     from tf3dgan.config import DataConfig
     from tf3dgan.data import registry
 
-    seed = settings.seed + (SYNTHETIC_TEST_SEED_OFFSET if split == "test" else 0)
+    seed = settings.seed
+    if settings.data == "synthetic" and split == "test":
+        seed += SYNTHETIC_TEST_SEED_OFFSET  # other shapes than the training split's
     config = DataConfig(data=settings.data, data_path=settings.data_path, classes=settings.classes,
                         split=split, synthetic_shapes_per_class=settings.synthetic_shapes_per_class)
     # Synthetic shapes are generated at the given resolution; files keep their own.
-    return registry.load_dataset(config, resolution or 32,
-                                 seed if settings.data == "synthetic" else settings.seed)
+    return registry.load_dataset(config, resolution or 32, seed)
 
 
 def load_splits(settings: BenchmarkSettings, resolution: int | None, train=None):
@@ -219,10 +220,10 @@ def run_recognition(settings: BenchmarkSettings, *, model: str | None = None,
             raise ValueError("--select_checkpoint chooses among a training workdir's checkpoints; "
                              "pass --model WORKDIR (a served model is one version: pin it with "
                              "--model_version instead).")
-        config, _ = checkpoint_selection.workdir_checkpoints(model)  # a clear error before any work
+        config, checkpoints = checkpoint_selection.workdir_checkpoints(model)  # fails before any work
         train = load_split(settings, "train", config.model.resolution)
-        selection = checkpoint_selection.select_checkpoint(model, train.voxels, train.labels, settings.svm,
-                                                           batch_size=settings.batch_size)
+        selection = checkpoint_selection.select_checkpoint(checkpoints, train.voxels, train.labels,
+                                                           settings.svm, batch_size=settings.batch_size)
         timings["checkpoint_selection_seconds"] = selection["seconds"]
         model = selection["chosen"]["checkpoint"]
     stage = time.perf_counter()
@@ -288,8 +289,6 @@ def run_recognition(settings: BenchmarkSettings, *, model: str | None = None,
     }
     if selection is not None:
         report["checkpoint_selection"] = selection
-        report["files"]["checkpoint_selection"] = str(
-            checkpoint_selection.draw_selection(selection, out / checkpoint_selection.PLOT_FILE))
     report["files"].update(recognition_report.write_figures(report, out))
     timings["total_seconds"] = time.perf_counter() - started
     recognition_report.write_report(report, out)

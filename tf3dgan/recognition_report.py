@@ -14,6 +14,7 @@ from tf3dgan import atomic_files, recognition_plots
 
 REPORT_FILE = "report.json"
 CURVE_FILE = "curve.png"
+SELECTION_FILE = "checkpoint_selection.png"
 REPORT_FIELDS = ("task", "created_at", "command", "model", "data", "settings", "methods",
                  "timings", "files", "environment")
 METHOD_FIELDS = ("name", "source", "num_features", "c", "cv_accuracy", "cv_fold_accuracies",
@@ -99,8 +100,32 @@ def curve_table(report: dict) -> str:
               "'all' is the full training split)")
 
 
+def selection_table(selection: dict) -> str:
+    """The checkpoint selection's candidates (`tf3dgan.checkpoint_selection`), the chosen one marked."""
+    rows = [[candidate["step"], f"{candidate['c']:g}", f"{100 * candidate['cv_accuracy']:.2f}%",
+             "<- chosen" if candidate["step"] == selection["chosen"]["step"] else ""]
+            for candidate in selection["candidates"]]
+    return markdown_table(["step", "C (CV)", "CV acc.", ""], rows)
+
+
+def draw_selection(selection: dict, path: str | os.PathLike) -> Path:
+    """Plots the checkpoint selection's CV accuracy against the step (PNG)."""
+    candidates = selection["candidates"]
+    labels = [f"{candidate['step'] / 1000:g}k" if candidate["step"] >= 1000 else str(candidate["step"])
+              for candidate in candidates]
+    chosen = selection["chosen"]["step"]
+    zeros = [0.0] * len(candidates)
+    series = {"CV accuracy": ([candidate["cv_accuracy"] for candidate in candidates], zeros),
+              "chosen": ([candidate["cv_accuracy"] if candidate["step"] == chosen else None
+                          for candidate in candidates], zeros)}
+    return recognition_plots.draw_curve(
+        labels, series, f"Checkpoint selection: step {chosen} chosen", path,
+        x_caption="training step", y_caption="CV accuracy (training split)", tick=0.01)
+
+
 def write_figures(report: dict, out_dir: str | os.PathLike) -> dict:
-    """Writes a confusion-matrix PNG per method and the curve PNG; returns their paths."""
+    """Writes a confusion-matrix PNG per method, the curve PNG and, when the report has
+    one, the checkpoint selection's PNG; returns their paths."""
     out_dir = Path(out_dir)
     files = {}
     for key, method in report["methods"].items():
@@ -115,6 +140,9 @@ def write_figures(report: dict, out_dir: str | os.PathLike) -> dict:
               for method in methods}
     files["curve"] = str(recognition_plots.draw_curve(
         labels, series, f"Limited training data: {_data_title(report['data'])}", out_dir / CURVE_FILE))
+    if "checkpoint_selection" in report:
+        files["checkpoint_selection"] = str(draw_selection(report["checkpoint_selection"],
+                                                           out_dir / SELECTION_FILE))
     return files
 
 
@@ -159,8 +187,6 @@ def write_report(report: dict, out_dir: str | os.PathLike) -> Path:
 
 def tables(report: dict) -> str:
     """Everything printed on stdout, the summary table last."""
-    from tf3dgan.checkpoint_selection import selection_table
-
     model = next(iter(report["methods"].values()))
     blocks = [
         f"Confusion matrix, {model['name']} (rows: true class):\n" + confusion_table(model),
