@@ -63,6 +63,8 @@ def test_flat_overrides_reach_their_section():
     ({"reconstruction_positive_weight": 3.0, "reconstruction_loss": "squared"},
      r"reconstruction_positive_weight=3.0 weighs the cross-entropy .* --reconstruction_positive_weight 1"),
     ({"kl_warmup_steps": -5}, r"kl_warmup_steps must be >= 0 .*received -5"),
+    ({"discriminator_normalization": "layer"}, r"discriminator_normalization='layer' is not supported. "
+                                               r"Expected one of 'batchnorm', 'spectral'"),
 ])
 def test_bad_values_are_named_in_the_error(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -79,6 +81,12 @@ def test_unknown_fields_in_a_stored_config():
     values["model"]["width"] = 2
     with pytest.raises(ValueError, match=r"Unknown ModelConfig fields \['width'\]"):
         config_lib.ExperimentConfig.from_dict(values)
+
+
+def test_a_config_stored_before_spectral_normalization_reads_as_the_papers_batchnorm():
+    values = config_lib.CPU32.to_dict()
+    del values["model"]["discriminator_normalization"]
+    assert config_lib.ExperimentConfig.from_dict(values).model.discriminator_normalization == "batchnorm"
 
 
 def test_vae_presets_are_their_gan_presets_with_an_encoder():

@@ -135,6 +135,27 @@ def test_a_workdir_of_another_architecture_is_refused(tmp_path):
         _train(tmp_path, base_filters=8)
 
 
+def test_a_spectrally_normalized_run_restores_and_exports_the_same_discriminator(tmp_path):
+    from tf3dgan import feature_sources
+    from tf3dgan.recognition_features import recognition_features
+
+    result = _train(tmp_path, train_steps=2, discriminator_normalization="spectral")
+    discriminator = result.gan.discriminator
+    vectors = [conv.singular_vector.numpy() for conv in discriminator.conv_layers]
+    voxels = (np.random.default_rng(0).random((3, 16, 16, 16)) > 0.7).astype(np.float32)
+    expected = recognition_features(discriminator, voxels).numpy()
+    # The power iteration's vectors are part of the checkpoint: a restored D is the same function.
+    restored = feature_sources.open_model(tmp_path)
+    np.testing.assert_allclose(restored.extract_batch(voxels), expected, rtol=1e-5, atol=1e-6)
+    for conv, vector in zip(restored.discriminator.conv_layers, vectors):
+        np.testing.assert_array_equal(conv.singular_vector.numpy(), vector)
+    exported = feature_sources.open_model(tmp_path / "export" / "2")
+    np.testing.assert_allclose(exported.extract_batch(voxels), expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(CheckpointMismatchError,
+                       match=r"discriminator_normalization='spectral' \(this run: 'batchnorm'\)"):
+        _train(tmp_path, train_steps=4)
+
+
 def test_an_unreadable_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
     _train(tmp_path, train_steps=4)
     for data_file in (tmp_path / "checkpoints").glob("ckpt-4.data-*"):

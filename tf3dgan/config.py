@@ -24,6 +24,8 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 # The 3D-VAE-GAN's reconstruction term: the paper's squared error on G's probabilities,
 # or binary cross-entropy on G's logits (tf3dgan.losses).
 RECONSTRUCTION_LOSSES = ("squared", "cross_entropy")
+# The discriminator's normalization (tf3dgan.models.discriminator.NORMALIZATIONS).
+DISCRIMINATOR_NORMALIZATIONS = ("batchnorm", "spectral")
 
 
 def _check_choice(name: str, value: Any, choices: tuple) -> None:
@@ -59,6 +61,9 @@ class ModelConfig:
         image_size: Edge of the encoder's square RGB input (vae_gan only): 256 is
             the paper's, 128, 64 and 32 smaller layouts (tf3dgan.models.encoder).
             The encoder's widths are 1, 2, 4, 8 times base_filters, like D's.
+        discriminator_normalization: "batchnorm" (the paper: BatchNorm after D's
+            layers 2-4) or "spectral" (every D convolution spectrally normalized,
+            no BatchNorm; Miyato et al. 2018).
     """
 
     model: str = "gan"
@@ -67,9 +72,12 @@ class ModelConfig:
     base_filters: int = 64
     prior: str = "uniform"
     image_size: int = 256
+    discriminator_normalization: str = "batchnorm"
 
     def __post_init__(self) -> None:
         _check_choice("model", self.model, MODELS)
+        _check_choice("discriminator_normalization", self.discriminator_normalization,
+                      DISCRIMINATOR_NORMALIZATIONS)
         _check_choice("resolution", self.resolution, SUPPORTED_RESOLUTIONS)
         _check_choice("prior", self.prior, PRIORS)
         _check_choice("image_size", self.image_size, SUPPORTED_IMAGE_SIZES)

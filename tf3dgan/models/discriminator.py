@@ -6,7 +6,12 @@ import keras
 
 from tf3dgan.models import layout
 from tf3dgan.models.batch_normalization import BatchNormalization
+from tf3dgan.models.spectral_normalization import SpectralConv3D, SpectralStridedConv3D
 from tf3dgan.models.strided_conv3d import StridedConv3D
+
+# How D keeps its layers in range: the paper's BatchNorm, or spectral normalization
+# of every convolution instead (SN-GAN; no BatchNorm then).
+NORMALIZATIONS = ("batchnorm", "spectral")
 
 
 @keras.saving.register_keras_serializable(package="tf3dgan")
@@ -17,13 +22,15 @@ class Discriminator(keras.Model):
     widths 64-128-256-512 in the paper, LeakyReLU(0.2), BatchNorm after every
     one but the first (the DCGAN convention: normalizing the input layer makes
     training unstable), and a fifth convolution that maps the seed grid to one
-    logit ('valid').
+    logit ('valid'). With normalization="spectral", every convolution is
+    spectrally normalized instead and there is no BatchNorm.
 
     Args:
         resolution: Input grid edge: 64 (paper), 32 or 16.
         base_filters: Width of the first layer (64 in the paper).
         synchronized_batchnorm: Compute BatchNorm statistics over the global batch
             under a distribution strategy.
+        normalization: "batchnorm" (the paper) or "spectral" (`NORMALIZATIONS`).
         **kwargs: Passed to `keras.Model` (name, dtype).
 
     Call arguments:
@@ -34,22 +41,30 @@ class Discriminator(keras.Model):
         float32 logits [batch, 1].
     """
 
-    def __init__(self, resolution=64, base_filters=64, synchronized_batchnorm=True, **kwargs):
+    def __init__(self, resolution=64, base_filters=64, synchronized_batchnorm=True,
+                 normalization="batchnorm", **kwargs):
         super().__init__(**kwargs)
         layout.check_resolution(resolution)
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization={normalization!r} is not supported; expected one of "
+                             f"{NORMALIZATIONS} (--discriminator_normalization).")
         self.resolution = resolution
         self.base_filters = base_filters
         self.synchronized_batchnorm = synchronized_batchnorm
+        self.normalization = normalization
+        spectral = normalization == "spectral"
+        strided_conv, output_conv = ((SpectralStridedConv3D, SpectralConv3D) if spectral
+                                     else (StridedConv3D, keras.layers.Conv3D))
 
         self.add_channel = keras.layers.Reshape((resolution,) * 3 + (1,), name="add_channel")
         self.hidden_blocks = []
         for index, filters in enumerate(layout.discriminator_widths(base_filters)):
-            conv = StridedConv3D(filters, use_bias=False, name=f"conv{index + 1}")
-            batchnorm = None if index == 0 else BatchNormalization(
+            conv = strided_conv(filters, use_bias=False, name=f"conv{index + 1}")
+            batchnorm = None if index == 0 or spectral else BatchNormalization(
                 momentum=0.9, synchronized=synchronized_batchnorm, name=f"bn{index + 1}"
             )
             self.hidden_blocks.append((conv, batchnorm, keras.layers.LeakyReLU(0.2, name=f"lrelu{index + 1}")))
-        self.output_conv = keras.layers.Conv3D(
+        self.output_conv = output_conv(
             1, kernel_size=layout.seed_size(resolution), padding="valid",
             use_bias=False, name=f"conv{len(self.hidden_blocks) + 1}",
         )
@@ -67,7 +82,7 @@ class Discriminator(keras.Model):
         x = self.add_channel(voxels)
         responses = []
         for conv, batchnorm, activation in self.hidden_blocks:
-            x = conv(x)
+            x = conv(x, training=training)
             if batchnorm is not None:
                 x = batchnorm(x, training=training)
             x = activation(x)
@@ -80,7 +95,7 @@ class Discriminator(keras.Model):
     def logits_and_last_hidden(self, voxels, training=False):
         """The logits and the 4th layer's response (what feature matching compares), in one pass."""
         last_hidden = self._hidden_responses(voxels, training)[-1]
-        return self.to_logit(self.output_conv(last_hidden)), last_hidden
+        return self.to_logit(self.output_conv(last_hidden, training=training)), last_hidden
 
     def features(self, voxels, training=False):
         """Responses of the 2nd, 3rd and 4th convolution layers (after activation).
@@ -98,6 +113,7 @@ class Discriminator(keras.Model):
             "resolution": self.resolution,
             "base_filters": self.base_filters,
             "synchronized_batchnorm": self.synchronized_batchnorm,
+            "normalization": self.normalization,
             "name": self.name,
             "dtype": self.dtype_policy.name,
         }

@@ -432,6 +432,7 @@ def build_networks(model_config) -> tuple[Generator, Discriminator]:
     discriminator = Discriminator(
         resolution=model_config.resolution,
         base_filters=model_config.base_filters,
+        normalization=model_config.discriminator_normalization,
         name="discriminator",
     )
     return generator, discriminator

@@ -1,12 +1,13 @@
-"""Trains one 3D-VAE-GAN step on one device and on two replicas; writes both to an .npz.
+"""Trains one step of a model on one device and on two replicas; writes both to an .npz.
 
-Run by tests/distribute/test_vae_gan_mirrored.py in a fresh process: TensorFlow's
+MODEL is "vae_gan" (the 3D-VAE-GAN) or "spectral_gan" (the 3D-GAN with a spectrally
+normalized D). Run by tests/distribute/test_mirrored_own_process.py in a fresh process: TensorFlow's
 collective executor keeps each collective instance's shape for the life of the
 process, and a MirroredStrategy created after other ones (the 3D-GAN's tests)
 reuses their instance keys for tensors of other shapes ("Shape mismatch in the
 collective instance 165 ..."). A user's program has one strategy; so does this one.
 
-    python tests/distribute/vae_gan_replicas.py OUT.npz
+    python tests/distribute/replicas_in_own_process.py MODEL OUT.npz
 """
 
 import os
@@ -24,7 +25,11 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tf3dgan import config as config_lib  # noqa: E402
+from tf3dgan.data import pipeline  # noqa: E402
+from tf3dgan.models.gan import build_gan  # noqa: E402
 from tf3dgan.models.vae_gan import build_vae_gan  # noqa: E402
+
+MODELS = ("vae_gan", "spectral_gan")
 
 
 def _pairs(batch_size):
@@ -38,26 +43,37 @@ def _pairs(batch_size):
     return dataset.with_options(options)
 
 
-def train(strategy, steps=1):
+def train(model_kind, strategy, steps=1):
     # With the mode-seeking term, whose sample pairs must not straddle replicas.
-    cfg = config_lib.SMOKE_VAE.replace(batch_size=4, mode_seeking_weight=1.0)
+    # Plain SGD: unlike Adam, its step is proportional to the gradient, so a loss
+    # scaled wrongly for the number of replicas would show.
     keras.utils.set_random_seed(7)
-    with strategy.scope():
-        model = build_vae_gan(cfg.model, cfg.train)
-        # Plain SGD: unlike Adam, its step is proportional to the gradient, so a
-        # loss scaled wrongly for the number of replicas would show.
-        model.compile(g_optimizer=keras.optimizers.SGD(0.5), d_optimizer=keras.optimizers.SGD(0.5),
-                      e_optimizer=keras.optimizers.SGD(0.5))
-    history = model.fit(_pairs(cfg.train.batch_size), epochs=1, steps_per_epoch=steps, verbose=0,
-                        shuffle=False).history
+    if model_kind == "vae_gan":
+        cfg = config_lib.SMOKE_VAE.replace(batch_size=4, mode_seeking_weight=1.0)
+        with strategy.scope():
+            model = build_vae_gan(cfg.model, cfg.train)
+            model.compile(g_optimizer=keras.optimizers.SGD(0.5), d_optimizer=keras.optimizers.SGD(0.5),
+                          e_optimizer=keras.optimizers.SGD(0.5))
+        dataset = _pairs(cfg.train.batch_size)
+    else:
+        cfg = config_lib.SMOKE.replace(batch_size=8, mode_seeking_weight=1.0,
+                                       discriminator_normalization="spectral")
+        with strategy.scope():
+            model = build_gan(cfg.model, cfg.train)
+            model.compile(g_optimizer=keras.optimizers.SGD(0.5), d_optimizer=keras.optimizers.SGD(0.5))
+        voxels = (np.random.default_rng(3).random((16, 16, 16, 16)) > 0.7).astype(np.uint8)
+        dataset = pipeline.training_dataset(voxels, cfg.train.batch_size, seed=0)
+    history = model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False).history
     return model, history
 
 
-def main(out_path):
+def main(model_kind, out_path):
+    if model_kind not in MODELS:
+        raise SystemExit(f"MODEL must be one of {MODELS}, received {model_kind!r}.")
     results = {}
     for name, strategy in (("single", tf.distribute.OneDeviceStrategy("/cpu:0")),
                            ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):
-        model, history = train(strategy)
+        model, history = train(model_kind, strategy)
         results[f"{name}/replicas"] = np.array(strategy.num_replicas_in_sync)
         results[f"{name}/gate_open"] = np.array(bool(model.d_gate_open.numpy()))
         for metric, values in history.items():
@@ -69,4 +85,4 @@ def main(out_path):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:3])

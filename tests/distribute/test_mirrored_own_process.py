@@ -1,4 +1,10 @@
-"""A 3D-VAE-GAN step on two replicas (MirroredStrategy on two logical CPUs) equals one on one device."""
+"""A step on two replicas (MirroredStrategy on two logical CPUs) equals one on one device.
+
+For the models whose collectives differ from tests/distribute/test_mirrored.py's
+3D-GAN: the 3D-VAE-GAN, and the 3D-GAN with a spectrally normalized D (no
+BatchNorm in D; each replica advances the power iteration's vector). Each trains
+in a process of its own (see replicas_in_own_process.py).
+"""
 
 import os
 import subprocess
@@ -14,16 +20,22 @@ from tf3dgan.models import VAEGAN3D, Discriminator, Generator, ImageEncoder
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """One step on one device and on two replicas, in a process of its own (see vae_gan_replicas.py)."""
-    out = tmp_path_factory.mktemp("vae_replicas") / "results.npz"
+# The networks each model trains; every one must have moved.
+NETWORKS = {"vae_gan": ("encoder", "generator", "discriminator"),
+            "spectral_gan": ("generator", "discriminator")}
+
+
+@pytest.fixture(scope="module", params=sorted(NETWORKS))
+def trained(request, tmp_path_factory):
+    """One step on one device and on two replicas, in a process of its own."""
+    out = tmp_path_factory.mktemp(f"{request.param}_replicas") / "results.npz"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
-    result = subprocess.run([sys.executable, str(Path(__file__).with_name("vae_gan_replicas.py")), str(out)],
+    script = Path(__file__).with_name("replicas_in_own_process.py")
+    result = subprocess.run([sys.executable, str(script), request.param, str(out)],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     with np.load(out) as results:
-        return {key: results[key] for key in results.files}
+        return request.param, {key: results[key] for key in results.files}
 
 
 def _section(results, prefix):
@@ -31,6 +43,7 @@ def _section(results, prefix):
 
 
 def test_two_replicas_train_the_same_model_as_one_device(trained):
+    model_kind, trained = trained
     assert int(trained["single/replicas"]) == 1 and int(trained["mirrored/replicas"]) == 2
     single_history = _section(trained, "single/history/")
     mirrored_history = _section(trained, "mirrored/history/")
@@ -40,7 +53,7 @@ def test_two_replicas_train_the_same_model_as_one_device(trained):
     single_weights = _section(trained, "single/weight/")
     mirrored_weights = _section(trained, "mirrored/weight/")
     assert sorted(single_weights) == sorted(mirrored_weights)
-    moved = {"encoder": 0, "generator": 0, "discriminator": 0}
+    moved = dict.fromkeys(NETWORKS[model_kind], 0)
     for path, value in single_weights.items():
         np.testing.assert_allclose(mirrored_weights[path], value, rtol=1e-4, atol=1e-5, err_msg=path)
         if bool(trained[f"single/trainable/{path}"]):
