@@ -65,3 +65,18 @@ def test_cross_entropy_keeps_its_gradient_where_the_squared_error_loses_it():
         cross_entropy = losses.reconstruction_cross_entropy(logits, voxels)
     np.testing.assert_allclose(tape.gradient(cross_entropy, logits).numpy(), -(1 - 1 / (1 + np.exp(10.0))), rtol=1e-5)
     assert np.abs(tape.gradient(squared, logits).numpy()).max() < 1e-3
+
+
+def test_wasserstein_losses_match_numpy():
+    real_logits = np.array([[2.0], [-1.0]], "float32")
+    fake_logits = np.array([[0.5], [-3.0]], "float32")
+    np.testing.assert_allclose(losses.wasserstein_critic_loss(real_logits, fake_logits).numpy(), [-1.5, -2.0])
+    np.testing.assert_allclose(losses.wasserstein_generator_loss(fake_logits).numpy(), [-0.5, 3.0])
+
+
+def test_gradient_penalty_is_the_squared_distance_of_each_gradient_norm_from_one():
+    gradients = np.zeros((3, 2, 2, 2), "float32")
+    gradients[0, 0, 0, 0] = 3.0                # norm 3 -> (3 - 1)^2 = 4
+    gradients[1] = 0.5 / np.sqrt(8)            # norm 0.5 -> 0.25
+    penalty = losses.gradient_penalty(gradients).numpy()  # example 2: norm 0 -> 1
+    np.testing.assert_allclose(penalty, [4.0, 0.25, 1.0], rtol=1e-5)

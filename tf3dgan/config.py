@@ -25,7 +25,9 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 # or binary cross-entropy on G's logits (tf3dgan.losses).
 RECONSTRUCTION_LOSSES = ("squared", "cross_entropy")
 # The discriminator's normalization (tf3dgan.models.discriminator.NORMALIZATIONS).
-DISCRIMINATOR_NORMALIZATIONS = ("batchnorm", "spectral")
+DISCRIMINATOR_NORMALIZATIONS = ("batchnorm", "spectral", "none")
+# The adversarial loss (tf3dgan.losses): the paper's, or WGAN-GP's critic.
+ADVERSARIAL_LOSSES = ("non_saturating", "wgan_gp")
 
 
 def _check_choice(name: str, value: Any, choices: tuple) -> None:
@@ -62,8 +64,8 @@ class ModelConfig:
             the paper's, 128, 64 and 32 smaller layouts (tf3dgan.models.encoder).
             The encoder's widths are 1, 2, 4, 8 times base_filters, like D's.
         discriminator_normalization: "batchnorm" (the paper: BatchNorm after D's
-            layers 2-4) or "spectral" (every D convolution spectrally normalized,
-            no BatchNorm; Miyato et al. 2018).
+            layers 2-4), "spectral" (every D convolution spectrally normalized,
+            no BatchNorm; Miyato et al. 2018) or "none" (neither; a WGAN-GP critic).
     """
 
     model: str = "gan"
@@ -108,6 +110,12 @@ class TrainConfig:
         feature_matching_weight: Weight of feature matching (Salimans et al.,
             2016) in G's loss: G is pushed to match the batch mean of D's 4th-layer
             responses to real grids; 0 (the paper) leaves it out.
+        adversarial_loss: "non_saturating" (the paper: D's cross-entropy, G's
+            -log D(G(z))) or "wgan_gp" (Gulrajani et al. 2017: D is a critic scored
+            by D(G(z)) - D(x) plus a gradient penalty, G by -D(G(z))). WGAN-GP needs
+            a D without BatchNorm (its penalty is per sample) and no gate.
+        gradient_penalty_weight: lambda, the weight of WGAN-GP's penalty
+            (||grad D(x_mix)|| - 1)^2 (10 in the paper).
         encoder_learning_rate: Adam learning rate of the 3D-VAE-GAN's image encoder
             (the paper gives none; 1e-4 by default).
         kl_weight: a1, the weight of KL(q(z|y) || N(0, I)) in the 3D-VAE-GAN's loss
@@ -151,6 +159,8 @@ class TrainConfig:
     d_accuracy_threshold: float = 0.8
     mode_seeking_weight: float = 0.0
     feature_matching_weight: float = 0.0
+    adversarial_loss: str = "non_saturating"
+    gradient_penalty_weight: float = 10.0
     encoder_learning_rate: float = 1e-4
     kl_weight: float = 5.0
     reconstruction_weight: float = 1e-4
@@ -193,6 +203,13 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 0 (0 turns the term off), received "
                                  f"{name}={getattr(self, name)!r}.")
         _check_choice("precision", self.precision, PRECISIONS)
+        _check_choice("adversarial_loss", self.adversarial_loss, ADVERSARIAL_LOSSES)
+        _check_positive("gradient_penalty_weight", self.gradient_penalty_weight)
+        if self.adversarial_loss == "wgan_gp" and self.d_accuracy_threshold < 1.0:
+            raise ValueError(
+                f"adversarial_loss='wgan_gp' trains a critic, which has no accuracy for the gate "
+                f"to read (d_accuracy_threshold={self.d_accuracy_threshold!r}); pass "
+                "--d_accuracy_threshold 1.0.")
         _check_choice("reconstruction_loss", self.reconstruction_loss, RECONSTRUCTION_LOSSES)
         if not self.reconstruction_positive_weight > 0:
             raise ValueError(
@@ -267,6 +284,16 @@ class ExperimentConfig:
     train: TrainConfig = TrainConfig()
     data: DataConfig = DataConfig()
     preset: str = "custom"
+
+    def __post_init__(self) -> None:
+        if self.train.adversarial_loss == "wgan_gp" and self.model.model != "gan":
+            raise ValueError(f"adversarial_loss='wgan_gp' is available for model='gan' only (received "
+                             f"model={self.model.model!r}); the 3D-VAE-GAN trains with the paper's loss.")
+        if self.train.adversarial_loss == "wgan_gp" and self.model.discriminator_normalization == "batchnorm":
+            raise ValueError(
+                "adversarial_loss='wgan_gp' penalizes D's gradient sample by sample, which "
+                "BatchNorm's batch statistics would mix; pass --discriminator_normalization none "
+                "(or spectral).")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -1,7 +1,8 @@
 """Stateless losses of the 3D-GAN and the 3D-VAE-GAN, per example.
 
-The GAN losses come in generator/discriminator pairs; the 3D-VAE-GAN adds the
-KL term and the reconstruction term of its encoder.
+The GAN losses come in generator/discriminator pairs (the paper's
+non-saturating pair, and WGAN-GP's critic pair with its gradient penalty); the
+3D-VAE-GAN adds the KL term and the reconstruction term of its encoder.
 
 They return one loss per example (shape [batch]) rather than a mean, because
 under a distribution strategy the mean must be taken over the *global* batch
@@ -28,6 +29,34 @@ def generator_loss(fake_logits: tf.Tensor) -> tf.Tensor:
 def discriminator_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor) -> tf.Tensor:
     """-log D(x) - log(1 - D(G(z))), per example (pairs real i with fake i)."""
     return _binary_cross_entropy(1.0, real_logits) + _binary_cross_entropy(0.0, fake_logits)
+
+
+def wasserstein_critic_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor) -> tf.Tensor:
+    """WGAN's critic loss D(G(z)) - D(x), per example (pairs real i with fake i); no penalty."""
+    real = tf.reshape(tf.cast(real_logits, tf.float32), [tf.shape(real_logits)[0], -1])
+    fake = tf.reshape(tf.cast(fake_logits, tf.float32), [tf.shape(fake_logits)[0], -1])
+    return tf.reduce_mean(fake - real, axis=1)
+
+
+def wasserstein_generator_loss(fake_logits: tf.Tensor) -> tf.Tensor:
+    """WGAN's generator loss -D(G(z)), per example."""
+    fake = tf.reshape(tf.cast(fake_logits, tf.float32), [tf.shape(fake_logits)[0], -1])
+    return -tf.reduce_mean(fake, axis=1)
+
+
+def gradient_penalty(input_gradients: tf.Tensor) -> tf.Tensor:
+    """WGAN-GP's penalty (||g|| - 1)^2 per example, g the critic's gradient at one input.
+
+    Args:
+        input_gradients: float [batch, ...], d D(x_mix) / d x_mix per example.
+
+    Returns:
+        float32 [batch].
+    """
+    flat = tf.reshape(tf.cast(input_gradients, tf.float32), [tf.shape(input_gradients)[0], -1])
+    # The epsilon keeps the norm's gradient finite at g = 0.
+    norm = tf.sqrt(tf.reduce_sum(tf.square(flat), axis=1) + 1e-12)
+    return tf.square(norm - 1.0)
 
 
 def mode_seeking_loss(fakes: tf.Tensor, latents: tf.Tensor, epsilon: float = 1e-5) -> tf.Tensor:

@@ -1,7 +1,7 @@
 """Trains one step of a model on one device and on two replicas; writes both to an .npz.
 
-MODEL is "vae_gan" (the 3D-VAE-GAN) or "spectral_gan" (the 3D-GAN with a spectrally
-normalized D). Run by tests/distribute/test_mirrored_own_process.py in a fresh process: TensorFlow's
+MODEL is "vae_gan" (the 3D-VAE-GAN), "spectral_gan" (the 3D-GAN with a spectrally
+normalized D) or "wgan_gp" (the 3D-GAN with WGAN-GP's critic and gradient penalty). Run by tests/distribute/test_mirrored_own_process.py in a fresh process: TensorFlow's
 collective executor keeps each collective instance's shape for the life of the
 process, and a MirroredStrategy created after other ones (the 3D-GAN's tests)
 reuses their instance keys for tensors of other shapes ("Shape mismatch in the
@@ -29,7 +29,13 @@ from tf3dgan.data import pipeline  # noqa: E402
 from tf3dgan.models.gan import build_gan  # noqa: E402
 from tf3dgan.models.vae_gan import build_vae_gan  # noqa: E402
 
-MODELS = ("vae_gan", "spectral_gan")
+# The 3D-GAN variants, as config overrides of the smoke preset.
+GAN_VARIANTS = {
+    "spectral_gan": {"discriminator_normalization": "spectral"},
+    "wgan_gp": {"discriminator_normalization": "none", "adversarial_loss": "wgan_gp",
+                "d_accuracy_threshold": 1.0},
+}
+MODELS = ("vae_gan", *GAN_VARIANTS)
 
 
 def _pairs(batch_size):
@@ -56,8 +62,7 @@ def train(model_kind, strategy, steps=1):
                           e_optimizer=keras.optimizers.SGD(0.5))
         dataset = _pairs(cfg.train.batch_size)
     else:
-        cfg = config_lib.SMOKE.replace(batch_size=8, mode_seeking_weight=1.0,
-                                       discriminator_normalization="spectral")
+        cfg = config_lib.SMOKE.replace(batch_size=8, mode_seeking_weight=1.0, **GAN_VARIANTS[model_kind])
         with strategy.scope():
             model = build_gan(cfg.model, cfg.train)
             model.compile(g_optimizer=keras.optimizers.SGD(0.5), d_optimizer=keras.optimizers.SGD(0.5))

@@ -1,9 +1,10 @@
 """A step on two replicas (MirroredStrategy on two logical CPUs) equals one on one device.
 
 For the models whose collectives differ from tests/distribute/test_mirrored.py's
-3D-GAN: the 3D-VAE-GAN, and the 3D-GAN with a spectrally normalized D (no
-BatchNorm in D; each replica advances the power iteration's vector). Each trains
-in a process of its own (see replicas_in_own_process.py).
+3D-GAN: the 3D-VAE-GAN, the 3D-GAN with a spectrally normalized D (no BatchNorm in
+D; each replica advances the power iteration's vector) and the 3D-GAN with
+WGAN-GP's critic (a gradient penalty per example, mixing weights per global
+batch). Each trains in a process of its own (see replicas_in_own_process.py).
 """
 
 import os
@@ -22,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # The networks each model trains; every one must have moved.
 NETWORKS = {"vae_gan": ("encoder", "generator", "discriminator"),
-            "spectral_gan": ("generator", "discriminator")}
+            "spectral_gan": ("generator", "discriminator"),
+            "wgan_gp": ("generator", "discriminator")}
 
 
 @pytest.fixture(scope="module", params=sorted(NETWORKS))

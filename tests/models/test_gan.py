@@ -187,3 +187,60 @@ def test_negative_feature_matching_weight_is_refused():
     with pytest.raises(ValueError, match=r"feature_matching_weight must be >= 0"):
         GAN3D(Generator(resolution=16, latent_dim=8, base_filters=4),
               Discriminator(resolution=16, base_filters=4), feature_matching_weight=-0.5)
+
+
+def _wgan_gp(**overrides):
+    return _smoke_gan(adversarial_loss="wgan_gp", discriminator_normalization="none",
+                      d_accuracy_threshold=1.0, **overrides)
+
+
+def test_wgan_gp_critic_loss_is_the_wasserstein_estimate_plus_the_per_example_penalty():
+    gan = _wgan_gp(gradient_penalty_weight=10.0)
+    real = tf.constant(_real_batch(batch_size=4))
+    step = gan._replica_step(real)
+    # The step's own draws: z of noise stream 0 and the mixing weights of seed (seed, -1).
+    z = gan._replica_noise(0, gan.prior, step)
+    weights = tf.random.stateless_uniform([4, 1, 1, 1], tf.constant([gan.seed, -1], tf.int64)).numpy()
+    fake = gan.generator(z, training=True).numpy()
+    critic = lambda x: gan.discriminator(tf.constant(x), training=True).numpy()[:, 0]  # noqa: E731
+    penalties = []
+    for index in range(4):  # one example at a time: an independent per-example gradient
+        mixed = tf.constant(weights[index] * real.numpy()[index:index + 1]
+                            + (1 - weights[index]) * fake[index:index + 1])
+        with tf.GradientTape() as tape:
+            tape.watch(mixed)
+            logit = gan.discriminator(mixed, training=True)
+        penalties.append((np.linalg.norm(tape.gradient(logit, mixed).numpy()) - 1.0) ** 2)
+    expected = np.mean(critic(fake) - critic(real.numpy()) + 10.0 * np.array(penalties))
+    history = _train_one_batch(gan, real.numpy())
+    assert history["d_loss"][0] == pytest.approx(float(expected), rel=1e-4)
+    assert history["d_update_rate"] == [1.0]
+
+
+def test_wgan_gp_generator_loss_is_minus_the_critic_on_its_samples():
+    gan = _wgan_gp(mode_seeking_weight=0.0)
+    real = tf.constant(_real_batch(batch_size=4))
+    step = gan._replica_step(real)
+    z = gan._replica_noise(1, gan.prior, step)
+    adversarial = gan._adversarial_generator_loss(z, step, real)
+    expected = -gan.discriminator(gan.generator(z, training=True), training=True).numpy().mean()
+    assert float(adversarial.gan_loss) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_wgan_gp_is_refused_with_batchnorm_or_the_gate():
+    with pytest.raises(ValueError, match=r"needs a discriminator without BatchNorm"):
+        GAN3D(Generator(resolution=16, latent_dim=8, base_filters=4),
+              Discriminator(resolution=16, base_filters=4), adversarial_loss="wgan_gp", d_accuracy_threshold=1.0)
+    with pytest.raises(ValueError, match=r"no accuracy for the gate; pass d_accuracy_threshold=1.0"):
+        GAN3D(Generator(resolution=16, latent_dim=8, base_filters=4),
+              Discriminator(resolution=16, base_filters=4, normalization="none"), adversarial_loss="wgan_gp")
+    with pytest.raises(ValueError, match=r"adversarial_loss='hinge' is not supported"):
+        GAN3D(Generator(resolution=16, latent_dim=8, base_filters=4),
+              Discriminator(resolution=16, base_filters=4), adversarial_loss="hinge")
+    with pytest.raises(ValueError, match=r"BatchNorm's batch statistics would mix; pass --discriminator_normalization none"):
+        config_lib.SMOKE.replace(adversarial_loss="wgan_gp", d_accuracy_threshold=1.0)
+    with pytest.raises(ValueError, match=r"no accuracy for the gate .* pass --d_accuracy_threshold 1.0"):
+        config_lib.SMOKE.replace(adversarial_loss="wgan_gp", discriminator_normalization="none")
+    with pytest.raises(ValueError, match=r"available for model='gan' only"):
+        config_lib.SMOKE_VAE.replace(adversarial_loss="wgan_gp", discriminator_normalization="none",
+                                     d_accuracy_threshold=1.0)

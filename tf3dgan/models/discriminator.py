@@ -9,9 +9,9 @@ from tf3dgan.models.batch_normalization import BatchNormalization
 from tf3dgan.models.spectral_normalization import SpectralConv3D, SpectralStridedConv3D
 from tf3dgan.models.strided_conv3d import StridedConv3D
 
-# How D keeps its layers in range: the paper's BatchNorm, or spectral normalization
-# of every convolution instead (SN-GAN; no BatchNorm then).
-NORMALIZATIONS = ("batchnorm", "spectral")
+# How D keeps its layers in range: the paper's BatchNorm, spectral normalization of
+# every convolution instead (SN-GAN), or neither (a WGAN-GP critic).
+NORMALIZATIONS = ("batchnorm", "spectral", "none")
 
 
 @keras.saving.register_keras_serializable(package="tf3dgan")
@@ -23,14 +23,15 @@ class Discriminator(keras.Model):
     one but the first (the DCGAN convention: normalizing the input layer makes
     training unstable), and a fifth convolution that maps the seed grid to one
     logit ('valid'). With normalization="spectral", every convolution is
-    spectrally normalized instead and there is no BatchNorm.
+    spectrally normalized instead and there is no BatchNorm; with "none", there
+    is neither.
 
     Args:
         resolution: Input grid edge: 64 (paper), 32 or 16.
         base_filters: Width of the first layer (64 in the paper).
         synchronized_batchnorm: Compute BatchNorm statistics over the global batch
             under a distribution strategy.
-        normalization: "batchnorm" (the paper) or "spectral" (`NORMALIZATIONS`).
+        normalization: "batchnorm" (the paper), "spectral" or "none" (`NORMALIZATIONS`).
         **kwargs: Passed to `keras.Model` (name, dtype).
 
     Call arguments:
@@ -60,7 +61,7 @@ class Discriminator(keras.Model):
         self.hidden_blocks = []
         for index, filters in enumerate(layout.discriminator_widths(base_filters)):
             conv = strided_conv(filters, use_bias=False, name=f"conv{index + 1}")
-            batchnorm = None if index == 0 or spectral else BatchNormalization(
+            batchnorm = None if index == 0 or normalization != "batchnorm" else BatchNormalization(
                 momentum=0.9, synchronized=synchronized_batchnorm, name=f"bn{index + 1}"
             )
             self.hidden_blocks.append((conv, batchnorm, keras.layers.LeakyReLU(0.2, name=f"lrelu{index + 1}")))

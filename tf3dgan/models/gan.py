@@ -9,6 +9,8 @@ import tensorflow as tf
 
 from tf3dgan import losses, priors
 from tf3dgan.models.discriminator import Discriminator
+
+ADVERSARIAL_LOSSES = ("non_saturating", "wgan_gp")
 from tf3dgan.models.fused_adam import FusedAdam
 from tf3dgan.models.generator import Generator
 
@@ -87,6 +89,13 @@ class GAN3D(keras.Model):
             means of D's 4th-layer responses to G(z) and to the real grids, per
             feature. 0 (the paper) leaves it out; it adds a D pass over the real
             batch to the G step. Logged as g_feature_matching.
+        adversarial_loss: "non_saturating" (the paper's losses above) or "wgan_gp"
+            (Gulrajani et al., 2017): D is a critic with loss D(G(z)) - D(x) plus
+            `gradient_penalty_weight` * (||grad D(x_mix)|| - 1)^2 at x_mix = e x +
+            (1 - e) G(z), e ~ U(0, 1) per example (drawn from the stateless seed
+            (seed, -1 - step)); G's loss is -D(G(z)). Needs a D without BatchNorm
+            and the gate off. d_real/fake_accuracy then count the critic's signs.
+        gradient_penalty_weight: WGAN-GP's lambda (10 in the paper).
         seed: Seeds the noise.
         **kwargs: Passed to `keras.Model`.
     """
@@ -97,7 +106,8 @@ class GAN3D(keras.Model):
     noise_streams = 2
 
     def __init__(self, generator, discriminator, prior="uniform", d_accuracy_threshold=0.8,
-                 mode_seeking_weight=0.0, feature_matching_weight=0.0, seed=0, **kwargs):
+                 mode_seeking_weight=0.0, feature_matching_weight=0.0,
+                 adversarial_loss="non_saturating", gradient_penalty_weight=10.0, seed=0, **kwargs):
         super().__init__(**kwargs)
         if generator.resolution != discriminator.resolution:
             raise ValueError(
@@ -124,6 +134,10 @@ class GAN3D(keras.Model):
                              f"received {feature_matching_weight!r}.")
         if self.feature_matching_weight > 0:  # logged only when it is trained
             self.metric_names = type(self).metric_names + ("g_feature_matching",)
+        _check_adversarial_loss(adversarial_loss, gradient_penalty_weight, discriminator,
+                                self.d_accuracy_threshold)
+        self.adversarial_loss = adversarial_loss
+        self.gradient_penalty_weight = float(gradient_penalty_weight)
         self.seed = int(seed)
         self.generator.build()
         self.discriminator.build()
@@ -216,8 +230,12 @@ class GAN3D(keras.Model):
         with tf.GradientTape() as tape:
             real_logits = self.discriminator(real, training=True)
             fake_logits = self.discriminator(fake, training=True)
-            d_loss = tf.nn.compute_average_loss(
-                losses.discriminator_loss(real_logits, fake_logits), global_batch_size=step.global_batch)
+            if self.adversarial_loss == "wgan_gp":
+                per_example = (losses.wasserstein_critic_loss(real_logits, fake_logits)
+                               + self.gradient_penalty_weight * self._gradient_penalty(real, fake, step))
+            else:
+                per_example = losses.discriminator_loss(real_logits, fake_logits)
+            d_loss = tf.nn.compute_average_loss(per_example, global_batch_size=step.global_batch)
             scaled_d_loss = self.d_optimizer.scale_loss(d_loss)
         d_gradients = tape.gradient(scaled_d_loss, self.discriminator.trainable_weights)
 
@@ -230,13 +248,29 @@ class GAN3D(keras.Model):
                 gate_open, self.d_optimizer, d_gradients, self.discriminator.trainable_weights)
         return DiscriminatorStep(gate_open, d_loss, real_correct, fake_correct, d_updated)
 
+    def _gradient_penalty(self, real, fake, step: ReplicaStep) -> tf.Tensor:
+        """WGAN-GP's (||grad D(x_mix)|| - 1)^2 per example of this replica, inside D's tape."""
+        # The mixing weights of the global batch, from a seed no z stream uses.
+        seed = tf.stack([tf.constant(self.seed, tf.int64), -1 - self.step_counter])
+        weights = tf.random.stateless_uniform([step.global_batch, 1, 1, 1], seed)
+        start = step.replica_id * step.local_batch
+        weights = weights[start:start + step.local_batch]
+        mixed = weights * real + (1.0 - weights) * fake
+        with tf.GradientTape() as penalty_tape:
+            penalty_tape.watch(mixed)
+            # Each logit depends on its own example only (no BatchNorm), so the
+            # gradient of their sum holds every example's own gradient.
+            mixed_logits = tf.reduce_sum(tf.cast(self.discriminator(mixed, training=True), tf.float32))
+        return losses.gradient_penalty(penalty_tape.gradient(mixed_logits, mixed))
+
     def _adversarial_generator_loss(self, z, step: ReplicaStep, real=None) -> AdversarialLoss:
         """G's non-saturating loss on G(z) (plus the mode-seeking and feature-matching
         terms; the latter needs the `real` batch), for use inside a tape."""
         fake = self.generator(z, training=True)
         fake_logits, fake_hidden = self.discriminator.logits_and_last_hidden(fake, training=True)
-        g_loss = tf.nn.compute_average_loss(
-            losses.generator_loss(fake_logits), global_batch_size=step.global_batch)
+        per_example = (losses.wasserstein_generator_loss(fake_logits) if self.adversarial_loss == "wgan_gp"
+                       else losses.generator_loss(fake_logits))
+        g_loss = tf.nn.compute_average_loss(per_example, global_batch_size=step.global_batch)
         total_g_loss = g_loss
         if self.mode_seeking_weight > 0:
             total_g_loss += self.mode_seeking_weight * tf.nn.compute_average_loss(
@@ -409,6 +443,8 @@ class GAN3D(keras.Model):
             "d_accuracy_threshold": self.d_accuracy_threshold,
             "mode_seeking_weight": self.mode_seeking_weight,
             "feature_matching_weight": self.feature_matching_weight,
+            "adversarial_loss": self.adversarial_loss,
+            "gradient_penalty_weight": self.gradient_penalty_weight,
             "seed": self.seed,
             "name": self.name,
         }
@@ -419,6 +455,24 @@ class GAN3D(keras.Model):
         config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
         config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
         return cls(**config)
+
+
+def _check_adversarial_loss(adversarial_loss, gradient_penalty_weight, discriminator,
+                            d_accuracy_threshold) -> None:
+    """Raises ValueError for a loss GAN3D does not know or cannot train with this D and gate."""
+    if adversarial_loss not in ADVERSARIAL_LOSSES:
+        raise ValueError(f"adversarial_loss={adversarial_loss!r} is not supported; expected one of "
+                         f"{ADVERSARIAL_LOSSES}.")
+    if not gradient_penalty_weight > 0:
+        raise ValueError(f"gradient_penalty_weight must be positive, received {gradient_penalty_weight!r}.")
+    if adversarial_loss != "wgan_gp":
+        return
+    if discriminator.normalization == "batchnorm":
+        raise ValueError("adversarial_loss='wgan_gp' needs a discriminator without BatchNorm (its "
+                         "penalty is per example); build it with normalization='none' or 'spectral'.")
+    if d_accuracy_threshold < 1.0:
+        raise ValueError("adversarial_loss='wgan_gp' trains a critic, which has no accuracy for the "
+                         "gate; pass d_accuracy_threshold=1.0.")
 
 
 def build_networks(model_config) -> tuple[Generator, Discriminator]:
@@ -451,6 +505,8 @@ def build_gan(model_config, train_config) -> GAN3D:
                 d_accuracy_threshold=train_config.d_accuracy_threshold,
                 mode_seeking_weight=train_config.mode_seeking_weight,
                 feature_matching_weight=train_config.feature_matching_weight,
+                adversarial_loss=train_config.adversarial_loss,
+                gradient_penalty_weight=train_config.gradient_penalty_weight,
                 seed=train_config.seed, name="gan3d")
     gan.compile(
         g_optimizer=adam(train_config.generator_learning_rate, train_config, "g_adam"),
