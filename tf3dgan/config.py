@@ -24,7 +24,7 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 # The 3D-VAE-GAN's reconstruction term: the paper's squared error on G's probabilities,
 # or binary cross-entropy on G's logits (tf3dgan.losses).
 RECONSTRUCTION_LOSSES = ("squared", "cross_entropy")
-# The discriminator's normalization (tf3dgan.models.discriminator.NORMALIZATIONS).
+# The discriminator's normalization (tf3dgan.models.discriminator).
 DISCRIMINATOR_NORMALIZATIONS = ("batchnorm", "spectral", "none")
 # The adversarial loss (tf3dgan.losses): the paper's, or WGAN-GP's critic.
 ADVERSARIAL_LOSSES = ("non_saturating", "wgan_gp")

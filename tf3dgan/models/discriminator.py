@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import keras
 
+from tf3dgan.config import DISCRIMINATOR_NORMALIZATIONS
 from tf3dgan.models import layout
 from tf3dgan.models.batch_normalization import BatchNormalization
 from tf3dgan.models.spectral_normalization import SpectralConv3D, SpectralStridedConv3D
 from tf3dgan.models.strided_conv3d import StridedConv3D
-
-# How D keeps its layers in range: the paper's BatchNorm, spectral normalization of
-# every convolution instead (SN-GAN), or neither (a WGAN-GP critic).
-NORMALIZATIONS = ("batchnorm", "spectral", "none")
 
 
 @keras.saving.register_keras_serializable(package="tf3dgan")
@@ -31,7 +28,8 @@ class Discriminator(keras.Model):
         base_filters: Width of the first layer (64 in the paper).
         synchronized_batchnorm: Compute BatchNorm statistics over the global batch
             under a distribution strategy.
-        normalization: "batchnorm" (the paper), "spectral" or "none" (`NORMALIZATIONS`).
+        normalization: How D keeps its layers in range: "batchnorm" (the paper),
+            "spectral" (SN-GAN) or "none" (a WGAN-GP critic).
         **kwargs: Passed to `keras.Model` (name, dtype).
 
     Call arguments:
@@ -46,9 +44,9 @@ class Discriminator(keras.Model):
                  normalization="batchnorm", **kwargs):
         super().__init__(**kwargs)
         layout.check_resolution(resolution)
-        if normalization not in NORMALIZATIONS:
+        if normalization not in DISCRIMINATOR_NORMALIZATIONS:
             raise ValueError(f"normalization={normalization!r} is not supported; expected one of "
-                             f"{NORMALIZATIONS} (--discriminator_normalization).")
+                             f"{DISCRIMINATOR_NORMALIZATIONS} (--discriminator_normalization).")
         self.resolution = resolution
         self.base_filters = base_filters
         self.synchronized_batchnorm = synchronized_batchnorm

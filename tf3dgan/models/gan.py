@@ -8,9 +8,8 @@ import keras
 import tensorflow as tf
 
 from tf3dgan import losses, priors
+from tf3dgan.config import ADVERSARIAL_LOSSES
 from tf3dgan.models.discriminator import Discriminator
-
-ADVERSARIAL_LOSSES = ("non_saturating", "wgan_gp")
 from tf3dgan.models.fused_adam import FusedAdam
 from tf3dgan.models.generator import Generator
 
@@ -264,8 +263,9 @@ class GAN3D(keras.Model):
         return losses.gradient_penalty(penalty_tape.gradient(mixed_logits, mixed))
 
     def _adversarial_generator_loss(self, z, step: ReplicaStep, real=None) -> AdversarialLoss:
-        """G's non-saturating loss on G(z) (plus the mode-seeking and feature-matching
-        terms; the latter needs the `real` batch), for use inside a tape."""
+        """G's adversarial loss on G(z) (non-saturating, or WGAN's -D(G(z))), plus the
+        mode-seeking and feature-matching terms (the latter needs the `real` batch);
+        for use inside a tape."""
         fake = self.generator(z, training=True)
         fake_logits, fake_hidden = self.discriminator.logits_and_last_hidden(fake, training=True)
         per_example = (losses.wasserstein_generator_loss(fake_logits) if self.adversarial_loss == "wgan_gp"
