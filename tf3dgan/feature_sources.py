@@ -355,11 +355,12 @@ def untrained_discriminator(resolution: int, base_filters: int, seed: int) -> Di
     BatchNorm layers hold their initial statistics (mean 0, variance 1) and run in
     inference mode, as a trained model's do.
 
-    It is the baseline for a spectrally normalized model too: at these statistics
-    BatchNorm is the identity (up to its epsilon), and spectral normalization only
-    divides each layer by a positive number, which LeakyReLU, max-pooling and the
-    classifier's standardization all pass through. Either way the features are those
-    of random convolutions of the same widths.
+    It is the baseline for a model whose D is spectrally normalized or unnormalized
+    (--discriminator_normalization) too: at these statistics BatchNorm is the identity
+    (up to its epsilon), and spectral normalization only divides each layer by a
+    positive number, which LeakyReLU, max-pooling and the classifier's standardization
+    all pass through. Either way the features are those of random convolutions of the
+    same widths.
 
     Args:
         resolution: Input grid edge (16, 32 or 64).
