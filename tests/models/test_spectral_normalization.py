@@ -6,8 +6,12 @@ import pytest
 import tensorflow as tf
 
 from tf3dgan.models import Discriminator
-from tf3dgan.models.spectral_normalization import (SpectralConv3D, SpectralStridedConv3D,
-                                                   largest_singular_value, power_iteration)
+from tf3dgan.models.spectral_normalization import (
+    SpectralConv3D,
+    SpectralStridedConv3D,
+    largest_singular_value,
+    power_iteration,
+)
 from tf3dgan.models.strided_conv3d import StridedConv3D
 
 
