@@ -15,8 +15,13 @@ from __future__ import annotations
 import tensorflow as tf
 
 
+def _per_example(values: tf.Tensor) -> tf.Tensor:
+    """float32 [batch, n]: each example's values (values, gradients) in one row."""
+    return tf.reshape(tf.cast(values, tf.float32), [tf.shape(values)[0], -1])
+
+
 def _binary_cross_entropy(labels_value: float, logits: tf.Tensor) -> tf.Tensor:
-    logits = tf.reshape(tf.cast(logits, tf.float32), [tf.shape(logits)[0], -1])
+    logits = _per_example(logits)
     labels = tf.fill(tf.shape(logits), labels_value)
     return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits), axis=1)
 
@@ -33,15 +38,12 @@ def discriminator_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor) -> tf.Ten
 
 def wasserstein_critic_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor) -> tf.Tensor:
     """WGAN's critic loss D(G(z)) - D(x), per example (pairs real i with fake i); no penalty."""
-    real = tf.reshape(tf.cast(real_logits, tf.float32), [tf.shape(real_logits)[0], -1])
-    fake = tf.reshape(tf.cast(fake_logits, tf.float32), [tf.shape(fake_logits)[0], -1])
-    return tf.reduce_mean(fake - real, axis=1)
+    return tf.reduce_mean(_per_example(fake_logits) - _per_example(real_logits), axis=1)
 
 
 def wasserstein_generator_loss(fake_logits: tf.Tensor) -> tf.Tensor:
     """WGAN's generator loss -D(G(z)), per example."""
-    fake = tf.reshape(tf.cast(fake_logits, tf.float32), [tf.shape(fake_logits)[0], -1])
-    return -tf.reduce_mean(fake, axis=1)
+    return -tf.reduce_mean(_per_example(fake_logits), axis=1)
 
 
 def gradient_penalty(input_gradients: tf.Tensor) -> tf.Tensor:
@@ -53,7 +55,7 @@ def gradient_penalty(input_gradients: tf.Tensor) -> tf.Tensor:
     Returns:
         float32 [batch].
     """
-    flat = tf.reshape(tf.cast(input_gradients, tf.float32), [tf.shape(input_gradients)[0], -1])
+    flat = _per_example(input_gradients)
     # The epsilon keeps the norm's gradient finite at g = 0.
     norm = tf.sqrt(tf.reduce_sum(tf.square(flat), axis=1) + 1e-12)
     return tf.square(norm - 1.0)

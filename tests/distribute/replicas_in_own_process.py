@@ -25,9 +25,9 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tf3dgan import config as config_lib  # noqa: E402
-from tf3dgan.data import pipeline  # noqa: E402
-from tf3dgan.models.gan import build_gan  # noqa: E402
 from tf3dgan.models.vae_gan import build_vae_gan  # noqa: E402
+
+from gan_steps import train_gan  # noqa: E402  (this script's folder)
 
 # The 3D-GAN variants, as config overrides of the smoke preset.
 GAN_VARIANTS = {
@@ -60,16 +60,11 @@ def train(model_kind, strategy, steps=1):
             model = build_vae_gan(cfg.model, cfg.train)
             model.compile(g_optimizer=keras.optimizers.SGD(0.5), d_optimizer=keras.optimizers.SGD(0.5),
                           e_optimizer=keras.optimizers.SGD(0.5))
-        dataset = _pairs(cfg.train.batch_size)
-    else:
-        cfg = config_lib.SMOKE.replace(batch_size=8, mode_seeking_weight=1.0, **GAN_VARIANTS[model_kind])
-        with strategy.scope():
-            model = build_gan(cfg.model, cfg.train)
-            model.compile(g_optimizer=keras.optimizers.SGD(0.5), d_optimizer=keras.optimizers.SGD(0.5))
-        voxels = (np.random.default_rng(3).random((16, 16, 16, 16)) > 0.7).astype(np.uint8)
-        dataset = pipeline.training_dataset(voxels, cfg.train.batch_size, seed=0)
-    history = model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False).history
-    return model, history
+        history = model.fit(_pairs(cfg.train.batch_size), epochs=1, steps_per_epoch=steps, verbose=0,
+                            shuffle=False).history
+        return model, history
+    cfg = config_lib.SMOKE.replace(batch_size=8, mode_seeking_weight=1.0, **GAN_VARIANTS[model_kind])
+    return train_gan(cfg, strategy, steps)
 
 
 def main(model_kind, out_path):

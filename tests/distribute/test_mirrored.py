@@ -10,6 +10,8 @@ from tf3dgan.data import pipeline
 from tf3dgan.models import GAN3D, Discriminator, Generator
 from tf3dgan.models.gan import build_gan
 
+from gan_steps import train_gan
+
 
 def _config():
     # With the mode-seeking term, whose sample pairs must not straddle replicas,
@@ -21,17 +23,7 @@ def _config():
 
 
 def _train(strategy, steps=1):
-    cfg = _config()
-    keras.utils.set_random_seed(7)
-    with strategy.scope():
-        gan = build_gan(cfg.model, cfg.train)
-        # Plain SGD: unlike Adam, its step is proportional to the gradient, so
-        # a loss scaled wrongly for the number of replicas would show.
-        gan.compile(g_optimizer=keras.optimizers.SGD(0.5), d_optimizer=keras.optimizers.SGD(0.5))
-    voxels = (np.random.default_rng(3).random((16, 16, 16, 16)) > 0.7).astype(np.uint8)
-    dataset = pipeline.training_dataset(voxels, cfg.train.batch_size, seed=0)
-    history = gan.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False).history
-    return gan, history
+    return train_gan(_config(), strategy, steps)
 
 
 @pytest.fixture(scope="module")

@@ -41,7 +41,7 @@ def power_iteration(kernel: tf.Tensor, u: tf.Tensor) -> tf.Tensor:
     """
     matrix = tf.stop_gradient(_kernel_matrix(kernel))
     v = tf.math.l2_normalize(tf.matmul(matrix, u), axis=0)
-    return tf.stop_gradient(tf.math.l2_normalize(tf.matmul(matrix, v, transpose_a=True), axis=0))
+    return tf.math.l2_normalize(tf.matmul(matrix, v, transpose_a=True), axis=0)
 
 
 def largest_singular_value(kernel: tf.Tensor, u: tf.Tensor) -> tf.Tensor:
