@@ -16,7 +16,7 @@ import tensorflow as tf
 
 
 def _per_example(values: tf.Tensor) -> tf.Tensor:
-    """float32 [batch, n]: each example's values (values, gradients) in one row."""
+    """float32 [batch, n]: each example's values (logits, gradients) in one row."""
     return tf.reshape(tf.cast(values, tf.float32), [tf.shape(values)[0], -1])
 
 
