@@ -105,7 +105,8 @@ def load_networks(gan, source: str, model_config=None) -> str:
             raise CheckpointMismatchError(f"{config_path} is not a tf3dgan config ({error}).") from error
         differences = ", ".join(
             f"{name}={getattr(stored, name)!r} (this run: {getattr(model_config, name)!r})"
-            for name in ("resolution", "latent_dim", "base_filters", "discriminator_normalization")
+            for name in ("resolution", "latent_dim", "base_filters", "discriminator_normalization",
+                         "rotation_head")
             if getattr(stored, name) != getattr(model_config, name))
         if differences:
             raise CheckpointMismatchError(

@@ -66,6 +66,11 @@ class ModelConfig:
         discriminator_normalization: "batchnorm" (the paper: BatchNorm after D's
             layers 2-4), "spectral" (every D convolution spectrally normalized,
             no BatchNorm; Miyato et al. 2018) or "none" (neither; a WGAN-GP critic).
+        rotation_head: Give D a second output that predicts by how many quarter
+            turns about the up axis a grid was turned (the self-supervised GAN of
+            Chen et al., CVPR 2019): D learns it on turned real grids, G is pushed to
+            make grids whose turn D can tell. Weighted by the train section's
+            rotation_weight and generator_rotation_weight. The 3D-GAN only.
     """
 
     model: str = "gan"
@@ -75,6 +80,7 @@ class ModelConfig:
     prior: str = "uniform"
     image_size: int = 256
     discriminator_normalization: str = "batchnorm"
+    rotation_head: bool = False
 
     def __post_init__(self) -> None:
         _check_choice("model", self.model, MODELS)
@@ -116,6 +122,12 @@ class TrainConfig:
             a D without BatchNorm (its penalty is per sample) and no gate.
         gradient_penalty_weight: lambda, the weight of WGAN-GP's penalty
             (||grad D(x_mix)|| - 1)^2 (10 in the paper).
+        rotation_weight: With the model's rotation_head, beta: the weight of D's
+            rotation cross-entropy on turned real grids, added to its loss (1 in
+            Chen et al. 2019).
+        generator_rotation_weight: With the model's rotation_head, alpha: the weight
+            of the same cross-entropy on turned generated grids, added to G's loss
+            (0.2 in Chen et al. 2019).
         encoder_learning_rate: Adam learning rate of the 3D-VAE-GAN's image encoder
             (the paper gives none; 1e-4 by default).
         kl_weight: a1, the weight of KL(q(z|y) || N(0, I)) in the 3D-VAE-GAN's loss
@@ -161,6 +173,8 @@ class TrainConfig:
     feature_matching_weight: float = 0.0
     adversarial_loss: str = "non_saturating"
     gradient_penalty_weight: float = 10.0
+    rotation_weight: float = 1.0
+    generator_rotation_weight: float = 0.2
     encoder_learning_rate: float = 1e-4
     kl_weight: float = 5.0
     reconstruction_weight: float = 1e-4
@@ -198,7 +212,7 @@ class TrainConfig:
                 "epoch ends, so pick train_steps = k * steps_per_epoch."
             )
         for name in ("mode_seeking_weight", "feature_matching_weight", "kl_weight",
-                     "reconstruction_weight"):
+                     "reconstruction_weight", "rotation_weight", "generator_rotation_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0 (0 turns the term off), received "
                                  f"{name}={getattr(self, name)!r}.")
@@ -294,6 +308,17 @@ class ExperimentConfig:
                 "adversarial_loss='wgan_gp' penalizes D's gradient sample by sample, which "
                 "BatchNorm's batch statistics would mix; pass --discriminator_normalization none "
                 "(or spectral).")
+        if self.model.rotation_head and self.model.model != "gan":
+            raise ValueError(f"rotation_head is available for model='gan' only (received "
+                             f"model={self.model.model!r}); pass --rotation_head false.")
+        rotation_weights = {name: getattr(self.train, name)
+                            for name in ("rotation_weight", "generator_rotation_weight")}
+        changed = {name: value for name, value in rotation_weights.items()
+                   if value != getattr(TrainConfig, name)}
+        if changed and not self.model.rotation_head:
+            raise ValueError(
+                f"{', '.join(f'{n}={v!r}' for n, v in changed.items())} weighs the rotation task, "
+                "which this model does not have; pass --rotation_head true, or leave the weight out.")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -61,6 +61,17 @@ def gradient_penalty(input_gradients: tf.Tensor) -> tf.Tensor:
     return tf.square(norm - 1.0)
 
 
+def rotation_loss(rotation_logits: tf.Tensor, turns: tf.Tensor) -> tf.Tensor:
+    """Per-example cross-entropy of D's quarter-turn prediction (SS-GAN's rotation task).
+
+    Args:
+        rotation_logits: [batch, 4] logits, one per quarter turn about z.
+        turns: int [batch], the true turn of each example.
+    """
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.cast(turns, tf.int32), logits=tf.cast(rotation_logits, tf.float32))
+
+
 def mode_seeking_loss(fakes: tf.Tensor, latents: tf.Tensor, epsilon: float = 1e-5) -> tf.Tensor:
     """Mode-seeking term (Mao et al., "Mode Seeking GANs", CVPR 2019), per pair.
 

@@ -1,7 +1,9 @@
 """Trains one step of a model on one device and on two replicas; writes both to an .npz.
 
 MODEL is "vae_gan" (the 3D-VAE-GAN), "spectral_gan" (the 3D-GAN with a spectrally
-normalized D) or "wgan_gp" (the 3D-GAN with WGAN-GP's critic and gradient penalty). Run by tests/distribute/test_mirrored_own_process.py in a fresh process: TensorFlow's
+normalized D), "wgan_gp" (the 3D-GAN with WGAN-GP's critic and gradient penalty) or
+"rotation_gan" (the 3D-GAN with D's rotation task, and feature matching, so that D
+makes four passes per step whose BatchNorm all-reduces must keep one order). Run by tests/distribute/test_mirrored_own_process.py in a fresh process: TensorFlow's
 collective executor keeps each collective instance's shape for the life of the
 process, and a MirroredStrategy created after other ones (the 3D-GAN's tests)
 reuses their instance keys for tensors of other shapes ("Shape mismatch in the
@@ -34,6 +36,7 @@ GAN_VARIANTS = {
     "spectral_gan": {"discriminator_normalization": "spectral"},
     "wgan_gp": {"discriminator_normalization": "none", "adversarial_loss": "wgan_gp",
                 "d_accuracy_threshold": 1.0},
+    "rotation_gan": {"rotation_head": True, "feature_matching_weight": 1.0},
 }
 MODELS = ("vae_gan", *GAN_VARIANTS)
 

@@ -4,7 +4,8 @@ For the models whose collectives differ from tests/distribute/test_mirrored.py's
 3D-GAN: the 3D-VAE-GAN, the 3D-GAN with a spectrally normalized D (no BatchNorm in
 D; each replica advances the power iteration's vector) and the 3D-GAN with
 WGAN-GP's critic (a gradient penalty per example, mixing weights per global
-batch). Each trains in a process of its own (see replicas_in_own_process.py).
+batch), and the 3D-GAN whose D also predicts quarter turns (more D passes per
+step, each with BatchNorm all-reduces). Each trains in a process of its own (see replicas_in_own_process.py).
 """
 
 import os
@@ -24,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # The networks each model trains; every one must have moved.
 NETWORKS = {"vae_gan": ("encoder", "generator", "discriminator"),
             "spectral_gan": ("generator", "discriminator"),
-            "wgan_gp": ("generator", "discriminator")}
+            "wgan_gp": ("generator", "discriminator"),
+            "rotation_gan": ("generator", "discriminator")}
 
 
 @pytest.fixture(scope="module", params=sorted(NETWORKS))

@@ -54,3 +54,22 @@ def test_get_config_round_trips():
     discriminator = Discriminator(resolution=32, base_filters=8, name="d")
     config = discriminator.get_config()
     assert Discriminator.from_config(config).get_config() == config
+
+
+def test_rotation_head_predicts_four_turns_and_leaves_the_features_alone():
+    voxels = (np.random.default_rng(0).random((3, 32, 32, 32)) > 0.8).astype("float32")
+    keras.utils.set_random_seed(1)
+    plain = Discriminator(resolution=32, base_filters=4)
+    plain.build()
+    keras.utils.set_random_seed(1)
+    with_head = Discriminator(resolution=32, base_filters=4, rotation_head=True)
+    with_head.build()
+    logits, rotation_logits = with_head.logits_and_rotation_logits(voxels)
+    assert tuple(logits.shape) == (3, 1) and tuple(rotation_logits.shape) == (3, 4)
+    assert rotation_logits.dtype == "float32"
+    np.testing.assert_allclose(logits.numpy(), plain(voxels).numpy(), rtol=1e-6)
+    for got, want in zip(with_head.features(voxels), plain.features(voxels)):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6)
+    assert Discriminator.from_config(with_head.get_config()).rotation_head
+    with pytest.raises(ValueError, match=r"built without rotation_head; build it with rotation_head=True"):
+        plain.logits_and_rotation_logits(voxels)

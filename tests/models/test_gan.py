@@ -4,8 +4,9 @@ import pytest
 import tensorflow as tf
 
 from tf3dgan import config as config_lib
+from tf3dgan import losses
 from tf3dgan.models import GAN3D, Discriminator, Generator
-from tf3dgan.models.gan import METRIC_NAMES, build_gan
+from tf3dgan.models.gan import METRIC_NAMES, ROTATION_METRIC_NAMES, build_gan
 
 
 def _smoke_gan(**train_overrides):
@@ -160,7 +161,7 @@ def test_feature_matching_is_the_distance_of_the_batch_means_and_has_its_gradien
     with tf.GradientTape(persistent=True) as tape:
         fakes = gan.generator(z, training=True)
         _, fake_hidden = gan.discriminator.logits_and_last_hidden(fakes, training=True)
-        share, value = gan._feature_matching_term(fake_hidden, real, step)
+        share, value = gan._feature_matching_term(fake_hidden, real, step, after=fake_hidden)
         expected = _feature_matching_by_hand(gan, z, real)
     assert float(value) == pytest.approx(float(expected), rel=1e-5)
     assert float(value) > 0
@@ -244,3 +245,79 @@ def test_wgan_gp_is_refused_with_batchnorm_or_the_gate():
     with pytest.raises(ValueError, match=r"available for model='gan' only"):
         config_lib.SMOKE_VAE.replace(adversarial_loss="wgan_gp", discriminator_normalization="none",
                                      d_accuracy_threshold=1.0)
+
+
+def _rotation_gan(**overrides):
+    return _smoke_gan(rotation_head=True, **overrides)
+
+
+def _cross_entropy(logits, labels):
+    logits = np.asarray(logits, np.float64)
+    top = logits.max(axis=1, keepdims=True)
+    log_sum = np.log(np.exp(logits - top).sum(axis=1)) + top[:, 0]
+    return log_sum - logits[np.arange(len(labels)), labels]
+
+
+def test_rotation_task_adds_beta_times_the_turn_cross_entropy_on_turned_real_grids_to_d_loss():
+    gan = _rotation_gan(rotation_weight=2.0)
+    real = _real_batch(batch_size=4)
+    step = gan._replica_step(tf.constant(real))
+    fake = gan.generator(gan._replica_noise(0, gan.prior, step), training=True)
+    real_logits = gan.discriminator(tf.constant(real), training=True)
+    fake_logits = gan.discriminator(fake, training=True)
+    adversarial = np.mean(losses.discriminator_loss(real_logits, fake_logits).numpy())
+    turns = np.arange(4) % 4  # example i is turned i mod 4 times
+    turned = np.stack([np.rot90(grid, turn, axes=(0, 1)) for grid, turn in zip(real, turns)])
+    _, rotation_logits = gan.discriminator.logits_and_rotation_logits(tf.constant(turned), training=True)
+    expected = adversarial + 2.0 * np.mean(_cross_entropy(rotation_logits.numpy(), turns))
+    history = _train_one_batch(gan, real)
+    assert history["d_loss"][0] == pytest.approx(expected, rel=1e-4)
+    assert sorted(history) == sorted(METRIC_NAMES + ROTATION_METRIC_NAMES)
+    for name in ROTATION_METRIC_NAMES:
+        assert 0.0 <= history[name][0] <= 1.0
+
+
+def test_rotation_task_adds_alpha_times_the_turn_cross_entropy_on_turned_samples_to_g_loss():
+    gan = _rotation_gan(mode_seeking_weight=0.0, generator_rotation_weight=0.5)
+    real = tf.constant(_real_batch(batch_size=4))
+    step = gan._replica_step(real)
+    z = gan._replica_noise(1, gan.prior, step)
+    variables = gan.generator.trainable_weights
+    with tf.GradientTape() as tape:
+        adversarial = gan._adversarial_generator_loss(z, step, real)
+        rotation_term = adversarial.total_loss - adversarial.gan_loss
+    fakes = adversarial.fakes.numpy()
+    turned = np.stack([np.rot90(grid, turn, axes=(0, 1)) for grid, turn in zip(fakes, range(4))])
+    _, rotation_logits = gan.discriminator.logits_and_rotation_logits(tf.constant(turned), training=True)
+    expected = 0.5 * np.mean(_cross_entropy(rotation_logits.numpy(), np.arange(4)))
+    assert float(rotation_term) == pytest.approx(expected, rel=1e-4)
+    # The term reaches G through its turned samples.
+    assert any(np.abs(g.numpy()).max() > 0 for g in tape.gradient(rotation_term, variables))
+
+
+def test_rotation_task_at_zero_weight_trains_the_networks_as_without_it():
+    batch = _real_batch()
+    plain = _smoke_gan()
+    with_head = _rotation_gan(rotation_weight=0.0, generator_rotation_weight=0.0)
+    _train_one_batch(plain, batch)
+    _train_one_batch(with_head, batch)
+    for network in ("generator", "discriminator"):
+        trained = {w.path: w.numpy() for w in getattr(with_head, network).trainable_weights}
+        for weight in getattr(plain, network).trainable_weights:
+            np.testing.assert_allclose(trained.pop(weight.path), weight.numpy(), rtol=1e-5, atol=1e-7,
+                                       err_msg=weight.path)
+        # What is left is the head's own: D's rotation classifier.
+        assert all("rotation" in path for path in trained) and (network == "generator") == (not trained)
+
+
+def test_rotation_weights_are_checked():
+    with pytest.raises(ValueError, match=r"rotation_weight must be >= 0"):
+        GAN3D(Generator(resolution=16, latent_dim=8, base_filters=4),
+              Discriminator(resolution=16, base_filters=4, rotation_head=True), rotation_weight=-1.0)
+    with pytest.raises(ValueError, match=r"generator_rotation_weight=0.5 weighs the rotation task, which "
+                                         r"this model does not have; pass --rotation_head true"):
+        config_lib.SMOKE.replace(generator_rotation_weight=0.5)
+    with pytest.raises(ValueError, match=r"rotation_head is available for model='gan' only"):
+        config_lib.SMOKE_VAE.replace(rotation_head=True)
+    with pytest.raises(ValueError, match=r"generator_rotation_weight must be >= 0"):
+        config_lib.SMOKE.replace(rotation_head=True, generator_rotation_weight=-0.2)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from tf3dgan import grid_rotation
+
 # Keeps the augmentation's random stream apart from the permutations' (seed, epoch).
 _AUGMENT_SEED_OFFSET = 0x5EED_A06
 
@@ -88,21 +90,11 @@ def augment_batch(grids: tf.Tensor, seed: tf.Tensor, *, rotate: bool, flip: bool
     batch = tf.shape(grids)[0]
     draws = tf.random.stateless_uniform([3, batch], seed=seed, minval=0, maxval=4, dtype=tf.int32)
     turns = draws[0] if rotate else tf.zeros([batch], tf.int32)
-    # rot90 by k about z = swap x and y when k is odd, then mirror x when k is 1 or 2 and
-    # y when k is 2 or 3; further mirrors in x and y commute with those and toggle them.
-    swap = tf.equal(turns % 2, 1)
-    mirror_x = tf.logical_or(tf.equal(turns, 1), tf.equal(turns, 2))
-    mirror_y = turns >= 2
-    if flip:
+    swap, mirror_x, mirror_y = grid_rotation.turn_as_swap_and_mirrors(turns)
+    if flip:  # further mirrors in x and y commute with the turn's and toggle them
         mirror_x = tf.not_equal(mirror_x, tf.equal(draws[1] % 2, 1))
         mirror_y = tf.not_equal(mirror_y, tf.equal(draws[2] % 2, 1))
-
-    def where(condition, transformed, original):
-        return tf.where(condition[:, None, None, None], transformed, original)
-
-    grids = where(swap, tf.transpose(grids, [0, 2, 1, 3]), grids)
-    grids = where(mirror_x, tf.reverse(grids, [1]), grids)
-    return where(mirror_y, tf.reverse(grids, [2]), grids)
+    return grid_rotation.swap_and_mirror(grids, swap, mirror_x, mirror_y)
 
 
 def upsample(grids: tf.Tensor, factor: int) -> tf.Tensor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 
 from tf3dgan.config import DISCRIMINATOR_NORMALIZATIONS
+from tf3dgan.grid_rotation import QUARTER_TURNS
 from tf3dgan.models import layout
 from tf3dgan.models.batch_normalization import BatchNormalization
 from tf3dgan.models.spectral_normalization import SpectralConv3D, SpectralStridedConv3D
@@ -21,7 +22,9 @@ class Discriminator(keras.Model):
     training unstable), and a fifth convolution that maps the seed grid to one
     logit ('valid'). With normalization="spectral", every convolution is
     spectrally normalized instead and there is no BatchNorm; with "none", there
-    is neither.
+    is neither. With rotation_head, a second linear output on the 4th layer's
+    response predicts a grid's quarter turn about the up axis (SS-GAN, Chen et
+    al. 2019); the recognition features are the same layers either way.
 
     Args:
         resolution: Input grid edge: 64 (paper), 32 or 16.
@@ -30,6 +33,7 @@ class Discriminator(keras.Model):
             under a distribution strategy.
         normalization: How D keeps its layers in range: "batchnorm" (the paper),
             "spectral" (SN-GAN) or "none" (a WGAN-GP critic).
+        rotation_head: Add the rotation output (`logits_and_rotation_logits`).
         **kwargs: Passed to `keras.Model` (name, dtype).
 
     Call arguments:
@@ -41,7 +45,7 @@ class Discriminator(keras.Model):
     """
 
     def __init__(self, resolution=64, base_filters=64, synchronized_batchnorm=True,
-                 normalization="batchnorm", **kwargs):
+                 normalization="batchnorm", rotation_head=False, **kwargs):
         super().__init__(**kwargs)
         layout.check_resolution(resolution)
         if normalization not in DISCRIMINATOR_NORMALIZATIONS:
@@ -68,6 +72,14 @@ class Discriminator(keras.Model):
             use_bias=False, name=f"conv{len(self.hidden_blocks) + 1}",
         )
         self.to_logit = keras.layers.Reshape((1,), dtype="float32", name="logit")
+        self.rotation_head = bool(rotation_head)
+        if self.rotation_head:
+            # A linear classifier on the 4th layer's response, as the real/fake output is.
+            self.rotation_conv = keras.layers.Conv3D(
+                QUARTER_TURNS, kernel_size=layout.seed_size(resolution), padding="valid",
+                name="rotation")
+            self.to_rotation_logits = keras.layers.Reshape(
+                (QUARTER_TURNS,), dtype="float32", name="rotation_logits")
 
     @property
     def conv_layers(self) -> list:
@@ -75,7 +87,11 @@ class Discriminator(keras.Model):
         return [block[0] for block in self.hidden_blocks] + [self.output_conv]
 
     def build(self, input_shape=None):
-        self.call(keras.ops.zeros((1,) + (self.resolution,) * 3), training=False)
+        voxels = keras.ops.zeros((1,) + (self.resolution,) * 3)
+        if self.rotation_head:
+            self.logits_and_rotation_logits(voxels, training=False)
+        else:
+            self.call(voxels, training=False)
 
     def _hidden_responses(self, voxels, training):
         x = self.add_channel(voxels)
@@ -96,6 +112,15 @@ class Discriminator(keras.Model):
         last_hidden = self._hidden_responses(voxels, training)[-1]
         return self.to_logit(self.output_conv(last_hidden, training=training)), last_hidden
 
+    def logits_and_rotation_logits(self, voxels, training=False):
+        """The real/fake logits [batch, 1] and the rotation logits [batch, 4] (one per
+        quarter turn about z), in one pass; needs rotation_head."""
+        if not self.rotation_head:
+            raise ValueError("This discriminator was built without rotation_head; build it "
+                             "with rotation_head=True (--rotation_head true).")
+        logits, last_hidden = self.logits_and_last_hidden(voxels, training)
+        return logits, self.to_rotation_logits(self.rotation_conv(last_hidden))
+
     def features(self, voxels, training=False):
         """Responses of the 2nd, 3rd and 4th convolution layers (after activation).
 
@@ -113,6 +138,7 @@ class Discriminator(keras.Model):
             "base_filters": self.base_filters,
             "synchronized_batchnorm": self.synchronized_batchnorm,
             "normalization": self.normalization,
+            "rotation_head": self.rotation_head,
             "name": self.name,
             "dtype": self.dtype_policy.name,
         }

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
-from tf3dgan import losses, priors
+from tf3dgan import grid_rotation, losses, priors
 from tf3dgan.config import ADVERSARIAL_LOSSES
 from tf3dgan.models.discriminator import Discriminator
 from tf3dgan.models.fused_adam import FusedAdam
@@ -15,6 +15,8 @@ from tf3dgan.models.generator import Generator
 
 METRIC_NAMES = ("d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy", "d_update_rate",
                 "g_diversity")
+# Logged with a rotation head: how often D tells the quarter turn of a turned real / generated grid.
+ROTATION_METRIC_NAMES = ("d_rotation_accuracy", "g_rotation_accuracy")
 
 
 class ReplicaStep(NamedTuple):
@@ -34,6 +36,7 @@ class DiscriminatorStep(NamedTuple):
     real_correct: tf.Tensor
     fake_correct: tf.Tensor
     updated: tf.Tensor  # available once D's update is settled
+    rotation_correct: tf.Tensor | None  # turned real grids whose turn D told, with a rotation head
 
 
 class AdversarialLoss(NamedTuple):
@@ -43,6 +46,7 @@ class AdversarialLoss(NamedTuple):
     total_loss: tf.Tensor  # gan_loss plus the mode-seeking and feature-matching terms
     fakes: tf.Tensor
     feature_matching: tf.Tensor | None  # its global value, when the term is on
+    rotation_correct: tf.Tensor | None  # this replica's turned G(z) whose turn D told, with a rotation head
 
 
 @keras.saving.register_keras_serializable(package="tf3dgan")
@@ -60,6 +64,15 @@ class GAN3D(keras.Model):
          `mode_seeking_weight` > 0, the mode-seeking term (`losses.mode_seeking_loss`),
          and if `feature_matching_weight` > 0, feature matching (see
          `_feature_matching_term`). Always applied.
+
+    With a discriminator built with `rotation_head` (the self-supervised GAN of
+    Chen et al., CVPR 2019), example i of the global batch is also turned by
+    i mod 4 quarter turns about z, and D predicts the turn: D's loss adds
+    `rotation_weight` times the cross-entropy of that prediction on the turned
+    real grids (one more D pass in the D step), G's loss adds
+    `generator_rotation_weight` times it on the turned G(z) (one more D pass in
+    the G step, which also updates D's BatchNorm moving statistics once more).
+    Logged as d_rotation_accuracy and g_rotation_accuracy.
 
     `g_diversity` (mean |G(z_a) - G(z_b)| / mean |z_a - z_b| over pairs of the
     batch) is logged on every step: it falls towards 0 when G collapses.
@@ -95,6 +108,10 @@ class GAN3D(keras.Model):
             (seed, -1 - step)); G's loss is -D(G(z)). Needs a D without BatchNorm
             and the gate off. d_real/fake_accuracy then count the critic's signs.
         gradient_penalty_weight: WGAN-GP's lambda (10 in the paper).
+        rotation_weight: beta, the weight of D's rotation loss (1 in Chen et al.);
+            used with a rotation head only.
+        generator_rotation_weight: alpha, the weight of G's rotation loss (0.2 in
+            Chen et al.); used with a rotation head only.
         seed: Seeds the noise.
         **kwargs: Passed to `keras.Model`.
     """
@@ -106,7 +123,8 @@ class GAN3D(keras.Model):
 
     def __init__(self, generator, discriminator, prior="uniform", d_accuracy_threshold=0.8,
                  mode_seeking_weight=0.0, feature_matching_weight=0.0,
-                 adversarial_loss="non_saturating", gradient_penalty_weight=10.0, seed=0, **kwargs):
+                 adversarial_loss="non_saturating", gradient_penalty_weight=10.0, rotation_weight=1.0,
+                 generator_rotation_weight=0.2, seed=0, **kwargs):
         super().__init__(**kwargs)
         if generator.resolution != discriminator.resolution:
             raise ValueError(
@@ -133,6 +151,14 @@ class GAN3D(keras.Model):
                              f"received {feature_matching_weight!r}.")
         if self.feature_matching_weight > 0:  # logged only when it is trained
             self.metric_names = type(self).metric_names + ("g_feature_matching",)
+        self.rotation_weight = float(rotation_weight)
+        self.generator_rotation_weight = float(generator_rotation_weight)
+        for name, value in (("rotation_weight", self.rotation_weight),
+                            ("generator_rotation_weight", self.generator_rotation_weight)):
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0 (0 turns the term off), received {value!r}.")
+        if discriminator.rotation_head:
+            self.metric_names = self.metric_names + ROTATION_METRIC_NAMES
         _check_adversarial_loss(adversarial_loss, gradient_penalty_weight, discriminator,
                                 self.d_accuracy_threshold)
         self.adversarial_loss = adversarial_loss
@@ -234,18 +260,44 @@ class GAN3D(keras.Model):
                                + self.gradient_penalty_weight * self._gradient_penalty(real, fake, step))
             else:
                 per_example = losses.discriminator_loss(real_logits, fake_logits)
+            rotation_correct = None
+            if self.discriminator.rotation_head:
+                rotation_loss, rotation_correct = self._rotation_task(real, step, after=fake_logits)
+                per_example += self.rotation_weight * rotation_loss
             d_loss = tf.nn.compute_average_loss(per_example, global_batch_size=step.global_batch)
             scaled_d_loss = self.d_optimizer.scale_loss(d_loss)
         d_gradients = tape.gradient(scaled_d_loss, self.discriminator.trainable_weights)
 
-        real_correct = tf.reduce_sum(tf.cast(real_logits > 0, tf.float32))
-        fake_correct = tf.reduce_sum(tf.cast(fake_logits < 0, tf.float32))
-        d_loss, real_correct, fake_correct = step.context.all_reduce(
-            tf.distribute.ReduceOp.SUM, [d_loss, real_correct, fake_correct])
+        counts = {"real_correct": tf.reduce_sum(tf.cast(real_logits > 0, tf.float32)),
+                  "fake_correct": tf.reduce_sum(tf.cast(fake_logits < 0, tf.float32))}
+        if rotation_correct is not None:
+            counts["rotation_correct"] = rotation_correct
+        d_loss, counts = step.context.all_reduce(tf.distribute.ReduceOp.SUM, [d_loss, counts])
         with tf.control_dependencies([d_loss]):
             d_updated = self._apply_if(
                 gate_open, self.d_optimizer, d_gradients, self.discriminator.trainable_weights)
-        return DiscriminatorStep(gate_open, d_loss, real_correct, fake_correct, d_updated)
+        return DiscriminatorStep(gate_open, d_loss, counts["real_correct"], counts["fake_correct"],
+                                 d_updated, counts.get("rotation_correct"))
+
+    def _rotation_task(self, grids, step: ReplicaStep, after: tf.Tensor):
+        """D's rotation prediction on `grids`, example i of the global batch turned by i mod 4
+        quarter turns about z; for use inside a tape (gradients reach D and the grids).
+
+        Args:
+            grids: This replica's [local_batch, R, R, R] grids.
+            step: This replica's step.
+            after: D's previous output in this step. The turned pass waits for it, so
+                synchronized BatchNorm's all-reduces keep one order on every replica.
+
+        Returns:
+            (per-example cross-entropy [local_batch], count of examples whose turn D told)
+        """
+        turns = (step.replica_id * step.local_batch + tf.range(step.local_batch)) % grid_rotation.QUARTER_TURNS
+        with tf.control_dependencies([after]):
+            turned = grid_rotation.turn_about_z(grids, turns)
+        _, rotation_logits = self.discriminator.logits_and_rotation_logits(turned, training=True)
+        told = tf.equal(tf.argmax(rotation_logits, axis=-1, output_type=tf.int32), turns)
+        return losses.rotation_loss(rotation_logits, turns), tf.reduce_sum(tf.cast(told, tf.float32))
 
     def _gradient_penalty(self, real, fake, step: ReplicaStep) -> tf.Tensor:
         """WGAN-GP's (||grad D(x_mix)|| - 1)^2 per example of this replica, inside D's tape."""
@@ -275,15 +327,23 @@ class GAN3D(keras.Model):
         if self.mode_seeking_weight > 0:
             total_g_loss += self.mode_seeking_weight * tf.nn.compute_average_loss(
                 losses.mode_seeking_loss(fake, z), global_batch_size=step.global_batch // 2)
+        last_output = fake_hidden  # D's passes in this step run one after the other
+        rotation_correct = None
+        if self.discriminator.rotation_head:
+            rotation_loss, rotation_correct = self._rotation_task(fake, step, after=last_output)
+            total_g_loss += self.generator_rotation_weight * tf.nn.compute_average_loss(
+                rotation_loss, global_batch_size=step.global_batch)
+            last_output = rotation_loss
         feature_matching = None
         if self.feature_matching_weight > 0:
             if real is None:
                 raise ValueError("feature_matching_weight > 0 needs the real batch in the G step.")
-            replica_term, feature_matching = self._feature_matching_term(fake_hidden, real, step)
+            replica_term, feature_matching = self._feature_matching_term(
+                fake_hidden, real, step, after=last_output)
             total_g_loss += self.feature_matching_weight * replica_term
-        return AdversarialLoss(g_loss, total_g_loss, fake, feature_matching)
+        return AdversarialLoss(g_loss, total_g_loss, fake, feature_matching, rotation_correct)
 
-    def _feature_matching_term(self, fake_hidden, real, step: ReplicaStep):
+    def _feature_matching_term(self, fake_hidden, real, step: ReplicaStep, after: tf.Tensor):
         """Feature matching: ||mean D4(G(z)) - mean D4(x)||^2 / num_features over the global batch.
 
         The means need every replica's batch, so the sums are all-reduced
@@ -293,12 +353,18 @@ class GAN3D(keras.Model):
         optimizer sums gradients) its gradient is exactly the term's, so one and
         two replicas train the same model.
 
+        Args:
+            fake_hidden: D's 4th-layer response to this replica's G(z).
+            real: This replica's real grids.
+            step: This replica's step.
+            after: D's last output in this step, which the real pass waits for.
+
         Returns:
             (this replica's share, for the gradient; the term's global value, to log)
         """
-        # After the fake pass: keeps the real pass's BatchNorm all-reduces in one
-        # order on every replica.
-        with tf.control_dependencies([fake_hidden]):
+        # After D's previous pass: keeps the real pass's BatchNorm all-reduces in
+        # one order on every replica.
+        with tf.control_dependencies([after]):
             real = tf.identity(real)
         _, real_hidden = self.discriminator.logits_and_last_hidden(real, training=True)
         fake_sum = tf.reduce_sum(tf.cast(fake_hidden, tf.float32), axis=0)
@@ -351,6 +417,8 @@ class GAN3D(keras.Model):
             "d_update_rate": tf.cast(discriminator.gate_open, tf.float32),
             **values,
         }
+        if discriminator.rotation_correct is not None:
+            values["d_rotation_accuracy"] = discriminator.rotation_correct / global_batch_float
         for name in self.metric_names:
             self.trackers[name].update_state(values[name])
         if self.rank1_logs:
@@ -373,13 +441,18 @@ class GAN3D(keras.Model):
         g_gradients = tape.gradient(scaled_g_loss, self.generator.trainable_weights)
         self.g_optimizer.apply(g_gradients, self.generator.trainable_weights)
         sums = {"g_loss": adversarial.gan_loss, **self._diversity_sums(adversarial, z, step)}
+        if adversarial.rotation_correct is not None:
+            sums["g_rotation_correct"] = adversarial.rotation_correct
         with tf.control_dependencies([self.g_optimizer.iterations.value]):
             sums = self._sum_over_replicas(step, sums)
-        return self._finish_step(step, discriminator, {
+        values = {
             "g_loss": sums["g_loss"],
             "g_diversity": sums["g_diversity_sum"] / tf.maximum(sums["num_pairs"], 1.0),
             **self._feature_matching_log(adversarial),
-        })
+        }
+        if "g_rotation_correct" in sums:
+            values["g_rotation_accuracy"] = sums["g_rotation_correct"] / tf.cast(step.global_batch, tf.float32)
+        return self._finish_step(step, discriminator, values)
 
     def _feature_matching_log(self, adversarial: AdversarialLoss) -> dict:
         """{"g_feature_matching": value} when the term is on, else {}."""
@@ -445,6 +518,8 @@ class GAN3D(keras.Model):
             "feature_matching_weight": self.feature_matching_weight,
             "adversarial_loss": self.adversarial_loss,
             "gradient_penalty_weight": self.gradient_penalty_weight,
+            "rotation_weight": self.rotation_weight,
+            "generator_rotation_weight": self.generator_rotation_weight,
             "seed": self.seed,
             "name": self.name,
         }
@@ -487,6 +562,7 @@ def build_networks(model_config) -> tuple[Generator, Discriminator]:
         resolution=model_config.resolution,
         base_filters=model_config.base_filters,
         normalization=model_config.discriminator_normalization,
+        rotation_head=model_config.rotation_head,
         name="discriminator",
     )
     return generator, discriminator
@@ -507,6 +583,8 @@ def build_gan(model_config, train_config) -> GAN3D:
                 feature_matching_weight=train_config.feature_matching_weight,
                 adversarial_loss=train_config.adversarial_loss,
                 gradient_penalty_weight=train_config.gradient_penalty_weight,
+                rotation_weight=train_config.rotation_weight,
+                generator_rotation_weight=train_config.generator_rotation_weight,
                 seed=train_config.seed, name="gan3d")
     gan.compile(
         g_optimizer=adam(train_config.generator_learning_rate, train_config, "g_adam"),

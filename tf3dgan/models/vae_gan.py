@@ -88,6 +88,9 @@ class VAEGAN3D(GAN3D):
                 f"VAEGAN3D needs prior={VAE_GAN_PRIOR!r}, received prior={prior!r}: its KL term pulls "
                 "q(z|y) towards N(0, I), so the generator must be trained and sampled on N(0, I). "
                 f"Pass prior={VAE_GAN_PRIOR!r} (--prior {VAE_GAN_PRIOR}).")
+        if discriminator.rotation_head:
+            raise ValueError("VAEGAN3D trains without the rotation task; build its discriminator "
+                             "with rotation_head=False (--rotation_head false).")
         if encoder.latent_dim != generator.latent_dim:
             raise ValueError(
                 f"The encoder outputs z of size {encoder.latent_dim} but the generator reads z of size "
