@@ -156,6 +156,28 @@ def test_a_spectrally_normalized_run_restores_and_exports_the_same_discriminator
         _train(tmp_path, train_steps=4)
 
 
+def test_a_run_with_the_rotation_task_checkpoints_its_head_and_resumes(tmp_path):
+    from tf3dgan import feature_sources
+    from tf3dgan.recognition_features import recognition_features
+
+    result = _train(tmp_path, train_steps=2, rotation_head=True)
+    head = {w.path: w.numpy() for w in result.gan.discriminator.weights if "rotation" in w.path}
+    assert head  # the classifier's kernel and bias
+    stored = _checkpoint_values(tmp_path / "checkpoints" / "ckpt-2")
+    assert len([name for name in stored if name.startswith("discriminator/")]) == len(
+        result.gan.discriminator.weights)
+    voxels = (np.random.default_rng(0).random((3, 16, 16, 16)) > 0.7).astype(np.float32)
+    expected = recognition_features(result.gan.discriminator, voxels).numpy()
+    np.testing.assert_allclose(feature_sources.open_model(tmp_path).extract_batch(voxels), expected,
+                               rtol=1e-5, atol=1e-6)
+    resumed = _train(tmp_path, train_steps=4, rotation_head=True)
+    assert resumed.step == 4
+    assert not all(np.array_equal(w.numpy(), head[w.path])
+                   for w in resumed.gan.discriminator.weights if "rotation" in w.path)
+    with pytest.raises(CheckpointMismatchError, match=r"rotation_head=True \(this run: False\)"):
+        _train(tmp_path, train_steps=6)
+
+
 def test_an_unreadable_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
     _train(tmp_path, train_steps=4)
     for data_file in (tmp_path / "checkpoints").glob("ckpt-4.data-*"):

@@ -43,7 +43,7 @@ class AdversarialLoss(NamedTuple):
     """G's adversarial loss on a batch of prior samples (this replica's share)."""
 
     gan_loss: tf.Tensor
-    total_loss: tf.Tensor  # gan_loss plus the mode-seeking and feature-matching terms
+    total_loss: tf.Tensor  # gan_loss plus the mode-seeking, rotation and feature-matching terms
     fakes: tf.Tensor
     feature_matching: tf.Tensor | None  # its global value, when the term is on
     rotation_correct: tf.Tensor | None  # this replica's turned G(z) whose turn D told, with a rotation head
@@ -72,7 +72,9 @@ class GAN3D(keras.Model):
     real grids (one more D pass in the D step), G's loss adds
     `generator_rotation_weight` times it on the turned G(z) (one more D pass in
     the G step, which also updates D's BatchNorm moving statistics once more).
-    Logged as d_rotation_accuracy and g_rotation_accuracy.
+    The logged d_loss then includes D's rotation term (g_loss stays G's
+    adversarial loss alone); the task's own figures are logged as
+    d_rotation_accuracy and g_rotation_accuracy.
 
     `g_diversity` (mean |G(z_a) - G(z_b)| / mean |z_a - z_b| over pairs of the
     batch) is logged on every step: it falls towards 0 when G collapses.
