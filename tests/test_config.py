@@ -21,10 +21,9 @@ def test_paper64_is_the_papers_recipe():
             train.beta_1, train.d_accuracy_threshold) == (100, 0.0025, 1e-5, 0.5, 0.8)
 
 
-def test_recognition_preset_is_cpu32_longer_ungated_with_the_rotation_task_on_mirrored_shapes():
+def test_recognition_preset_is_cpu32_longer_ungated_on_mirrored_shapes():
     preset = config_lib.get_preset("cpu32_recognition")
-    assert preset.model == dataclasses.replace(config_lib.CPU32.model, rotation_head=True)
-    assert (preset.train.rotation_weight, preset.train.generator_rotation_weight) == (1.0, 0.2)
+    assert preset.model == config_lib.CPU32.model
     assert (preset.data.augment_flip, preset.data.augment_rotate) == (True, False)
     train = preset.train
     assert (train.train_steps, train.steps_per_epoch) == (6000, 500)
