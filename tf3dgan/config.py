@@ -311,10 +311,8 @@ class ExperimentConfig:
         if self.model.rotation_head and self.model.model != "gan":
             raise ValueError(f"rotation_head is available for model='gan' only (received "
                              f"model={self.model.model!r}); pass --rotation_head false.")
-        rotation_weights = {name: getattr(self.train, name)
-                            for name in ("rotation_weight", "generator_rotation_weight")}
-        changed = {name: value for name, value in rotation_weights.items()
-                   if value != getattr(TrainConfig, name)}
+        changed = {name: getattr(self.train, name) for name in ("rotation_weight", "generator_rotation_weight")
+                   if getattr(self.train, name) != getattr(TrainConfig, name)}  # the dataclass default
         if changed and not self.model.rotation_head:
             raise ValueError(
                 f"{', '.join(f'{n}={v!r}' for n, v in changed.items())} weighs the rotation task, "
