@@ -63,6 +63,11 @@ def test_flat_overrides_reach_their_section():
     ({"reconstruction_positive_weight": 3.0, "reconstruction_loss": "squared"},
      r"reconstruction_positive_weight=3.0 weighs the cross-entropy .* --reconstruction_positive_weight 1"),
     ({"kl_warmup_steps": -5}, r"kl_warmup_steps must be >= 0 .*received -5"),
+    ({"holdout_fraction": 1.0}, r"holdout_fraction must be at least 0 and below 1, received "
+                                r"holdout_fraction=1.0"),
+    ({"holdout_fraction": -0.2}, r"holdout_fraction must be at least 0 and below 1"),
+    ({"holdout_fraction": 0.2, "model": "vae_gan", "prior": "standard_normal"}, r"holdout_fraction is available for model='gan' only "
+     r".*pass --holdout_fraction 0"),
     ({"discriminator_normalization": "layer"}, r"discriminator_normalization='layer' is not supported. "
                                                r"Expected one of 'batchnorm', 'spectral'"),
 ])

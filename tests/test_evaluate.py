@@ -291,7 +291,7 @@ def test_other_tasks_are_handed_to_their_benchmark(monkeypatch, task, module_nam
 
 
 # ----------------------------------------------------------------------------
-# Choosing a workdir's checkpoint by CV on the training split.
+# Choosing a workdir's checkpoint on the training split: by CV, or on a run's held-out shapes.
 
 def test_checkpoint_selection_scores_every_checkpoint_by_training_cv(smoke_run, tiny_npz):
     workdir, _ = smoke_run
@@ -357,6 +357,64 @@ def test_cli_select_checkpoint_chooses_before_the_test_split_is_loaded(smoke_run
     again = json.loads((tmp_path / "out2" / "report.json").read_text())["checkpoint_selection"]
     assert [(c["step"], c["c"], c["cv_accuracy"]) for c in again["candidates"]] == \
         [(c["step"], c["c"], c["cv_accuracy"]) for c in selection["candidates"]]
+
+
+def test_with_a_holdout_each_checkpoint_is_scored_on_the_shapes_the_gan_did_not_see(smoke_run, tiny_npz):
+    from tf3dgan.data import holdout
+
+    workdir, _ = smoke_run
+    with np.load(tiny_npz) as data:
+        train_x, train_y = data["X_train"], data["y_train"]
+    held_out = holdout.choose_holdout(train_x, 0.25, seed=0)
+    held = held_out.mask(train_x)
+    _, checkpoints = checkpoint_selection.workdir_checkpoints(workdir)
+    selection = checkpoint_selection.select_checkpoint(checkpoints, train_x, train_y, FAST_SVM, batch_size=8,
+                                                       held_out=held_out)
+    assert selection["criterion"] == "holdout_accuracy"
+    assert selection["holdout"] == {"fraction": 0.25, "seed": 0, "held_out": int(held.sum()),
+                                    "seen": int((~held).sum())}
+    for candidate in selection["candidates"]:
+        # Recomputed independently: an SVM fitted on the seen shapes, scored on the held-out ones.
+        features, _ = feature_sources.extract_features(feature_sources.open_model(candidate["checkpoint"]),
+                                                       train_x, batch_size=8)
+        expected = recognition.evaluate_features(features[~held], train_y[~held], features[held],
+                                                 train_y[held], FAST_SVM)
+        assert candidate["c"] == expected["c"]
+        assert candidate["holdout_accuracy"] == pytest.approx(expected["accuracy"])
+        assert candidate["cv_accuracy"] == pytest.approx(expected["cv_accuracy"][expected["c"]])
+    assert selection["chosen"] == checkpoint_selection.best_candidate(selection["candidates"],
+                                                                      "holdout_accuracy")
+
+    # Data without the run's held-out grids cannot score them.
+    other = holdout.choose_holdout(_grids(), 0.5, seed=0)
+    with pytest.raises(ValueError, match=rf"0 of the 24 training grids are among the run's "
+                                         rf"{len(other.hashes)} held-out grids .*pass the run's --data, --data_path and --classes"):
+        checkpoint_selection.select_checkpoint(checkpoints, train_x, train_y, FAST_SVM, held_out=other)
+
+
+def test_cli_select_checkpoint_reads_the_runs_holdout(smoke_run, tiny_npz, tmp_path, capsys):
+    import shutil
+
+    from tf3dgan.data import holdout
+
+    workdir = tmp_path / "run"
+    shutil.copytree(smoke_run[0], workdir)
+    with np.load(tiny_npz) as data:
+        holdout.save_holdout(holdout.choose_holdout(data["X_train"], 0.25, seed=0),
+                             workdir / holdout.HOLDOUT_FILE)
+    out = tmp_path / "out"
+    assert evaluate.main(_cli_args(workdir, tiny_npz, out) + ["--select_checkpoint"]) == 0
+    selection = json.loads((out / "report.json").read_text())["checkpoint_selection"]
+    assert selection["criterion"] == "holdout_accuracy" and selection["holdout"]["held_out"] == 6
+    stdout = capsys.readouterr().out
+    assert "Checkpoint selection (accuracy on the 6 training shapes held away from the GAN, SVM fitted " \
+           "on the 18 it saw)" in stdout
+    assert "held-out acc." in stdout
+    assert Image.open(out / recognition_report.SELECTION_FILE).size == (760, 480)
+
+    (workdir / holdout.HOLDOUT_FILE).write_text("damaged")
+    assert evaluate.main(_cli_args(workdir, tiny_npz, tmp_path / "o") + ["--select_checkpoint"]) == 2
+    assert "heldout.npz is not a tf3dgan holdout file" in capsys.readouterr().err
 
 
 def test_cli_select_checkpoint_needs_a_workdir(smoke_run, tiny_npz, tmp_path, capsys):

@@ -178,6 +178,45 @@ def test_a_run_with_the_rotation_task_checkpoints_its_head_and_resumes(tmp_path)
         _train(tmp_path, train_steps=6)
 
 
+def test_a_holdout_is_kept_away_from_the_training_stream(tmp_path):
+    from tf3dgan.data import holdout, registry
+
+    config = config_lib.SMOKE.replace(holdout_fraction=0.25)
+    everything = registry.load_dataset(config.data, config.model.resolution, config.train.seed)
+    seen, _ = training._load_data(config, tmp_path, chief=True)
+    stored = holdout.load_holdout(tmp_path / holdout.HOLDOUT_FILE)
+    held = stored.mask(everything.voxels)
+    assert len(stored.hashes) == round(0.25 * len(np.unique(holdout.grid_hashes(everything.voxels))))
+    # What the GAN trains on is the rest, in order, and no copy of a held-out grid.
+    np.testing.assert_array_equal(seen.voxels, everything.voxels[~held])
+    np.testing.assert_array_equal(seen.labels, everything.labels[~held])
+    assert not np.isin(holdout.grid_hashes(seen.voxels), stored.hashes).any()
+    assert f"{held.sum()} grids ({len(stored.hashes)} distinct, holdout_fraction=0.25) held out" in seen.description
+
+
+def test_a_run_resumes_only_with_the_holdout_it_started_with(tmp_path):
+    from tf3dgan.data import holdout
+
+    _train(tmp_path, holdout_fraction=0.25, train_steps=2)
+    written = (tmp_path / holdout.HOLDOUT_FILE).read_bytes()
+    for overrides, message in [
+            ({}, r"was trained with holdout_fraction=0.25 .*resume it with --holdout_fraction 0.25"),
+            ({"holdout_fraction": 0.5}, r"was trained with holdout_fraction=0.25, seed 0, but this run "
+                                        r"holds out other grids \(holdout_fraction=0.5, seed 0"),
+            ({"holdout_fraction": 0.25, "seed": 1}, r"holds out other grids \(holdout_fraction=0.25, seed 1")]:
+        with pytest.raises(CheckpointMismatchError, match=message):
+            _train(tmp_path, train_steps=4, **overrides)
+        assert (tmp_path / holdout.HOLDOUT_FILE).read_bytes() == written
+    assert _train(tmp_path, holdout_fraction=0.25, train_steps=4).step == 4
+    assert (tmp_path / holdout.HOLDOUT_FILE).read_bytes() == written
+
+    plain = tmp_path / "plain"
+    _train(plain, train_steps=2)
+    with pytest.raises(CheckpointMismatchError, match=r"was trained with no holdout"):
+        _train(plain, holdout_fraction=0.25, train_steps=4)
+    assert not (plain / holdout.HOLDOUT_FILE).exists()
+
+
 def test_an_unreadable_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
     _train(tmp_path, train_steps=4)
     for data_file in (tmp_path / "checkpoints").glob("ckpt-4.data-*"):

@@ -270,6 +270,10 @@ class DataConfig:
         augment_flip: Mirror each training shape in x and in y, each with probability 1/2.
         views_per_shape: 3D-VAE-GAN only: images rendered of each training shape
             (from different viewpoints), each paired with the shape.
+        holdout_fraction: 3D-GAN only: the fraction of the training split's distinct grids
+            kept away from the GAN (chosen by the training seed, without labels), on
+            which `python -m tf3dgan.evaluate --select_checkpoint` chooses the
+            checkpoint (tf3dgan.data.holdout). 0 trains on every grid.
     """
 
     data: str = "synthetic"
@@ -280,10 +284,14 @@ class DataConfig:
     augment_rotate: bool = False
     augment_flip: bool = False
     views_per_shape: int = 4
+    holdout_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         _check_positive("synthetic_shapes_per_class", self.synthetic_shapes_per_class)
         _check_positive("views_per_shape", self.views_per_shape)
+        if not 0 <= self.holdout_fraction < 1:
+            raise ValueError(f"holdout_fraction must be at least 0 and below 1, received "
+                             f"holdout_fraction={self.holdout_fraction!r}; 0.2 holds out a fifth.")
 
     @property
     def class_list(self) -> tuple[str, ...]:
@@ -311,6 +319,9 @@ class ExperimentConfig:
         if self.model.rotation_head and self.model.model != "gan":
             raise ValueError(f"rotation_head is available for model='gan' only (received "
                              f"model={self.model.model!r}); pass --rotation_head false.")
+        if self.data.holdout_fraction and self.model.model != "gan":
+            raise ValueError(f"holdout_fraction is available for model='gan' only (received "
+                             f"model={self.model.model!r}); pass --holdout_fraction 0.")
         changed = {name: getattr(self.train, name) for name in ("rotation_weight", "generator_rotation_weight")
                    if getattr(self.train, name) != getattr(TrainConfig, name)}  # the dataclass default
         if changed and not self.model.rotation_head:

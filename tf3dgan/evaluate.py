@@ -21,7 +21,8 @@ limited-data curve: the same with --curve_sizes training samples per class,
 exported SavedModel version directory or a model base path (its newest version); or
 --server host:port --model_name NAME asks a served model (TF Serving's gRPC API).
 With --select_checkpoint, --model is a training workdir and its checkpoint is chosen first,
-by the CV accuracy of its features on the training split alone (tf3dgan.checkpoint_selection).
+on the training split alone (tf3dgan.checkpoint_selection): by the accuracy on the shapes a
+run trained with --holdout_fraction kept away from the GAN, otherwise by CV accuracy.
 
 Writes to --out: report.json (accuracies, per-class, confusion matrices, CV scores,
 settings, timings, model and data identity), confusion_<method>.png and curve.png;
@@ -83,8 +84,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--model_version", type=positive_int, default=None,
                        help="A served version to pin (default: the newest).")
     model.add_argument("--select_checkpoint", action="store_true",
-                       help="--model is a training workdir: score every checkpoint by its CV accuracy "
-                            "on the training split, then benchmark the best (the test split is not "
+                       help="--model is a training workdir: score every checkpoint on the training "
+                            "split (held-out accuracy for a run trained with --holdout_fraction, "
+                            "else CV accuracy), then benchmark the best (the test split is not "
                             "read for the choice; see tf3dgan.checkpoint_selection).")
     data = parser.add_argument_group("data")
     data.add_argument("--data", required=True, help="Dataset name: modelnet10, npz, cache, tfds, synthetic ...")

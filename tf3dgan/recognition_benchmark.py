@@ -16,9 +16,10 @@
    confusion matrix; then the limited-data curve;
 5. writes report.json, confusion_<method>.png and curve.png to settings.out.
 
-With select_checkpoint, a workdir's checkpoint is first chosen by the CV accuracy of its
-features on the training split (`tf3dgan.checkpoint_selection`; the test split is loaded
-only afterwards), and the report adds the candidates and checkpoint_selection.png.
+With select_checkpoint, a workdir's checkpoint is first chosen on the training split
+(`tf3dgan.checkpoint_selection`: by the accuracy on the grids the run held away from the
+GAN, or else by CV accuracy; the test split is loaded only afterwards), and the report
+adds the candidates and checkpoint_selection.png.
 
 Synthetic data (--data synthetic) has no splits: the training split is generated
 with --seed and the test split with --seed + 1, so that they hold different shapes.
@@ -199,9 +200,9 @@ def run_recognition(settings: BenchmarkSettings, *, model: str | None = None,
         settings: The benchmark's settings.
         model: A model path (`feature_sources.open_model`), or
         server, model_name, model_version: a served model.
-        select_checkpoint: `model` is a training workdir: first choose its checkpoint by
-            CV accuracy on the training split (`tf3dgan.checkpoint_selection`), then
-            benchmark that checkpoint.
+        select_checkpoint: `model` is a training workdir: first choose its checkpoint on
+            the training split (`tf3dgan.checkpoint_selection`), then benchmark that
+            checkpoint.
         command: The command line, recorded in the report.
 
     Returns:
@@ -221,9 +222,11 @@ def run_recognition(settings: BenchmarkSettings, *, model: str | None = None,
                              "pass --model WORKDIR (a served model is one version: pin it with "
                              "--model_version instead).")
         config, checkpoints = checkpoint_selection.workdir_checkpoints(model)  # fails before any work
+        held_out = checkpoint_selection.workdir_holdout(model)
         train = load_split(settings, "train", config.model.resolution)
-        selection = checkpoint_selection.select_checkpoint(checkpoints, train.voxels, train.labels,
-                                                           settings.svm, batch_size=settings.batch_size)
+        selection = checkpoint_selection.select_checkpoint(
+            checkpoints, train.voxels, train.labels, settings.svm, batch_size=settings.batch_size,
+            held_out=held_out)
         timings["checkpoint_selection_seconds"] = selection["seconds"]
         model = selection["chosen"]["checkpoint"]
     stage = time.perf_counter()

@@ -102,25 +102,45 @@ def curve_table(report: dict) -> str:
 
 def selection_table(selection: dict) -> str:
     """The checkpoint selection's candidates (`tf3dgan.checkpoint_selection`), the chosen one marked."""
-    rows = [[candidate["step"], f"{candidate['c']:g}", f"{100 * candidate['cv_accuracy']:.2f}%",
-             "<- chosen" if candidate["step"] == selection["chosen"]["step"] else ""]
-            for candidate in selection["candidates"]]
-    return markdown_table(["step", "C (CV)", "CV acc.", ""], rows)
+    held_out = selection.get("criterion") == "holdout_accuracy"
+    rows = []
+    for candidate in selection["candidates"]:
+        row = [candidate["step"], f"{candidate['c']:g}", f"{100 * candidate['cv_accuracy']:.2f}%"]
+        if held_out:
+            row.append(f"{100 * candidate['holdout_accuracy']:.2f}%")
+        rows.append(row + ["<- chosen" if candidate["step"] == selection["chosen"]["step"] else ""])
+    headers = ["step", "C (CV)", "CV acc. (seen shapes)" if held_out else "CV acc."]
+    return markdown_table(headers + (["held-out acc."] if held_out else []) + [""], rows)
+
+
+def selection_caption(selection: dict) -> str:
+    """What the selection scored checkpoints by, in words."""
+    if selection.get("criterion") == "holdout_accuracy":
+        counts = selection["holdout"]
+        return (f"accuracy on the {counts['held_out']} training shapes held away from the GAN, "
+                f"SVM fitted on the {counts['seen']} it saw")
+    return "CV accuracy on the training split"
 
 
 def draw_selection(selection: dict, path: str | os.PathLike) -> Path:
-    """Plots the checkpoint selection's CV accuracy against the step (PNG)."""
+    """Plots the checkpoint selection's scores against the step (PNG)."""
     candidates = selection["candidates"]
+    criterion = selection.get("criterion", "cv_accuracy")
     labels = [f"{candidate['step'] / 1000:g}k" if candidate["step"] >= 1000 else str(candidate["step"])
               for candidate in candidates]
     chosen = selection["chosen"]["step"]
     zeros = [0.0] * len(candidates)
-    series = {"CV accuracy": ([candidate["cv_accuracy"] for candidate in candidates], zeros),
-              "chosen": ([candidate["cv_accuracy"] if candidate["step"] == chosen else None
-                          for candidate in candidates], zeros)}
+    series = {}
+    if criterion == "holdout_accuracy":
+        series["held-out accuracy"] = ([candidate[criterion] for candidate in candidates], zeros)
+        series["CV accuracy (seen)"] = ([candidate["cv_accuracy"] for candidate in candidates], zeros)
+    else:
+        series["CV accuracy"] = ([candidate["cv_accuracy"] for candidate in candidates], zeros)
+    series["chosen"] = ([candidate[criterion] if candidate["step"] == chosen else None
+                         for candidate in candidates], zeros)
     return recognition_plots.draw_curve(
         labels, series, f"Checkpoint selection: step {chosen} chosen", path,
-        x_caption="training step", y_caption="CV accuracy (training split)", tick=0.01)
+        x_caption="training step", y_caption="accuracy (training split)", tick=0.01)
 
 
 def write_figures(report: dict, out_dir: str | os.PathLike) -> dict:
@@ -194,6 +214,7 @@ def tables(report: dict) -> str:
         "Limited training data (test accuracy):\n" + curve_table(report),
     ]
     if "checkpoint_selection" in report:
-        blocks.append("Checkpoint selection (CV accuracy on the training split):\n"
-                      + selection_table(report["checkpoint_selection"]))
+        selection = report["checkpoint_selection"]
+        blocks.append(f"Checkpoint selection ({selection_caption(selection)}):\n"
+                      + selection_table(selection))
     return "\n\n".join(blocks + [summary_table(report)])

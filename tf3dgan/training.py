@@ -6,6 +6,8 @@ else: strategies, checkpoints, resuming, callbacks and the export.
 
 What a run leaves in its workdir:
     config.json           the experiment config (a resumed run must match its model)
+    heldout.npz           (with holdout_fraction) the training grids kept away from the GAN,
+                          on which tf3dgan.evaluate --select_checkpoint chooses a checkpoint
     pairs.npz             (vae_gan, from a dataset) the rendered (image, shape) pairs, so
                           that a resumed run does not render them again
     checkpoints/          a checkpoint every epoch (steps_per_epoch steps) and at the end
@@ -33,7 +35,7 @@ import tensorflow as tf
 from tf3dgan import callbacks as tf3dgan_callbacks
 from tf3dgan import checkpointing, distribute, export, generation_callbacks
 from tf3dgan.config import ExperimentConfig
-from tf3dgan.data import pipeline, registry
+from tf3dgan.data import holdout, pipeline, registry
 from tf3dgan.models.builders import build_model
 
 logger = logging.getLogger(__name__)
@@ -204,7 +206,7 @@ def _load_data(config: ExperimentConfig, workdir: Path, chief: bool):
                 f"--data {data_config.data} holds (image, shape) pairs, which only the 3D-VAE-GAN "
                 "trains on; pass --model vae_gan (e.g. --preset cpu32_vae), or a dataset of shapes.")
         dataset_info = registry.load_dataset(data_config, model_config.resolution, config.train.seed)
-        return dataset_info, None
+        return _hold_out(dataset_info, config, workdir, chief), None
 
     from tf3dgan.data import image_pairs
 
@@ -238,6 +240,44 @@ def _load_data(config: ExperimentConfig, workdir: Path, chief: bool):
                                          class_names=pairs.class_names,
                                          description=pairs.description)
     return dataset_info, pairs
+
+
+def _hold_out(dataset_info, config: ExperimentConfig, workdir: Path, chief: bool):
+    """The dataset without the grids held out for checkpoint selection (`tf3dgan.data.holdout`).
+
+    A fresh run chooses them and writes workdir/heldout.npz; a resumed run must hold out
+    the same ones, or the GAN would see shapes the selection counts as unseen.
+
+    Raises:
+        CheckpointMismatchError: the workdir's checkpoints were trained with another holdout.
+    """
+    fraction = config.data.holdout_fraction
+    path = workdir / holdout.HOLDOUT_FILE
+    stored = holdout.load_holdout(path) if path.exists() else None
+    started = any((workdir / "checkpoints").glob("ckpt-*.index"))
+    if not fraction:
+        if stored is not None and started:
+            raise checkpointing.CheckpointMismatchError(
+                f"The workdir {workdir} was trained with holdout_fraction={stored.fraction} "
+                f"({path}); resume it with --holdout_fraction {stored.fraction}, or the GAN would "
+                "train on the held-out shapes.")
+        return dataset_info
+    chosen = holdout.choose_holdout(dataset_info.voxels, fraction, config.train.seed)
+    if started and (stored is None or not np.array_equal(stored.hashes, chosen.hashes)):
+        recorded = f"holdout_fraction={stored.fraction}, seed {stored.seed}" if stored else "no holdout"
+        raise checkpointing.CheckpointMismatchError(
+            f"The workdir {workdir} was trained with {recorded}, but this run holds out other "
+            f"grids (holdout_fraction={fraction}, seed {config.train.seed}, on {dataset_info.description}); "
+            "resume with the run's own settings and data, or use a new --workdir.")
+    if chief:
+        holdout.save_holdout(chosen, path)
+    held = chosen.mask(dataset_info.voxels)
+    return registry.VoxelDataset(
+        voxels=dataset_info.voxels[~held], labels=dataset_info.labels[~held],
+        class_names=dataset_info.class_names,
+        description=(f"{dataset_info.description}; {int(held.sum())} grids "
+                     f"({len(chosen.hashes)} distinct, holdout_fraction={fraction}) held out for "
+                     f"checkpoint selection ({path.name})"))
 
 
 def _rendered_pairs(config: ExperimentConfig, dataset_info, path: Path, chief: bool):
