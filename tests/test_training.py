@@ -193,6 +193,12 @@ def test_a_holdout_is_kept_away_from_the_training_stream(tmp_path):
     assert not np.isin(holdout.grid_hashes(seen.voxels), stored.hashes).any()
     assert f"{held.sum()} grids ({len(stored.hashes)} distinct, holdout_fraction=0.25) held out" in seen.description
 
+    # Without checkpoints nothing was trained on them yet: a run without a holdout
+    # starting over in the workdir removes the file rather than leave it to mislead.
+    without, _ = training._load_data(config_lib.SMOKE, tmp_path, chief=True)
+    assert len(without.voxels) == len(everything.voxels)
+    assert not (tmp_path / holdout.HOLDOUT_FILE).exists()
+
 
 def test_a_run_resumes_only_with_the_holdout_it_started_with(tmp_path):
     from tf3dgan.data import holdout

@@ -261,6 +261,8 @@ def _hold_out(dataset_info, config: ExperimentConfig, workdir: Path, chief: bool
                 f"The workdir {workdir} was trained with holdout_fraction={stored.fraction} "
                 f"({path}); resume it with --holdout_fraction {stored.fraction}, or the GAN would "
                 "train on the held-out shapes.")
+        if stored is not None and chief:
+            path.unlink()  # left by a run stopped before its first checkpoint: no longer true
         return dataset_info
     chosen = holdout.choose_holdout(dataset_info.voxels, fraction, config.train.seed)
     if started and (stored is None or not np.array_equal(stored.hashes, chosen.hashes)):
@@ -269,7 +271,7 @@ def _hold_out(dataset_info, config: ExperimentConfig, workdir: Path, chief: bool
             f"The workdir {workdir} was trained with {recorded}, but this run holds out other "
             f"grids (holdout_fraction={fraction}, seed {config.train.seed}, on {dataset_info.description}); "
             "resume with the run's own settings and data, or use a new --workdir.")
-    if chief:
+    if chief and (stored is None or not np.array_equal(stored.hashes, chosen.hashes)):
         holdout.save_holdout(chosen, path)
     held = chosen.mask(dataset_info.voxels)
     return registry.VoxelDataset(
