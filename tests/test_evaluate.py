@@ -409,7 +409,7 @@ def test_cli_select_checkpoint_reads_the_runs_holdout(smoke_run, tiny_npz, tmp_p
     stdout = capsys.readouterr().out
     assert "Checkpoint selection (accuracy on the 6 training shapes held away from the GAN, SVM fitted " \
            "on the 18 it saw)" in stdout
-    assert "held-out acc." in stdout
+    assert "| held-out acc. | held-out mean/class |" in stdout
     assert Image.open(out / recognition_report.SELECTION_FILE).size == (760, 480)
 
     (workdir / holdout.HOLDOUT_FILE).write_text("damaged")

@@ -107,10 +107,12 @@ def selection_table(selection: dict) -> str:
     for candidate in selection["candidates"]:
         row = [candidate["step"], f"{candidate['c']:g}", f"{100 * candidate['cv_accuracy']:.2f}%"]
         if held_out:
-            row.append(f"{100 * candidate['holdout_accuracy']:.2f}%")
+            row += [f"{100 * candidate['holdout_accuracy']:.2f}%",
+                    f"{100 * candidate['holdout_mean_per_class_accuracy']:.2f}%"]
         rows.append(row + ["<- chosen" if candidate["step"] == selection["chosen"]["step"] else ""])
     headers = ["step", "C (CV)", "CV acc. (seen shapes)" if held_out else "CV acc."]
-    return markdown_table(headers + (["held-out acc."] if held_out else []) + [""], rows)
+    return markdown_table(headers + (["held-out acc.", "held-out mean/class"] if held_out else []) + [""],
+                          rows)
 
 
 def selection_caption(selection: dict) -> str:
