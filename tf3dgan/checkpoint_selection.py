@@ -39,6 +39,12 @@ from tf3dgan.progress import note
 CHECKPOINT_PATTERN = re.compile(r"^ckpt-(\d+)\.index$")
 
 
+def _workdir(path: str | Path) -> Path:
+    """The workdir named by itself or by its checkpoints/ folder."""
+    path = Path(path)
+    return path.parent if path.name == "checkpoints" else path
+
+
 def workdir_checkpoints(path: str | Path):
     """A training workdir's (or its checkpoints/ folder's) config and checkpoints.
 
@@ -51,8 +57,7 @@ def workdir_checkpoints(path: str | Path):
     """
     from tf3dgan import checkpointing
 
-    path = Path(path)
-    workdir = path.parent if path.name == "checkpoints" else path
+    workdir = _workdir(path)
     if not (workdir / checkpointing.CONFIG_FILE).is_file():
         raise feature_sources.ModelPathError(
             f"--select_checkpoint needs a training workdir (with {checkpointing.CONFIG_FILE} and "
@@ -78,9 +83,7 @@ def workdir_holdout(path: str | Path) -> holdout.Holdout | None:
     Raises:
         ValueError: if the file exists but is not a holdout file.
     """
-    path = Path(path)
-    workdir = path.parent if path.name == "checkpoints" else path
-    file = workdir / holdout.HOLDOUT_FILE
+    file = _workdir(path) / holdout.HOLDOUT_FILE
     return holdout.load_holdout(file) if file.is_file() else None
 
 
