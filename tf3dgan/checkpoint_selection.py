@@ -15,8 +15,8 @@ How a checkpoint is scored depends on the run:
                        shapes it never saw.
     CV accuracy        otherwise: the benchmark's cross-validation
                        (`recognition.choose_c`) on the whole training split, shapes the
-                       GAN trained on. This favours a discriminator that has memorized
-                       them (README, "Recognition").
+                       GAN trained on, which could favour a discriminator that has
+                       memorized them (README, "Recognition").
 
     python -m tf3dgan.evaluate --model runs/mn10_flip --select_checkpoint ...
 
@@ -128,12 +128,18 @@ def select_checkpoint(checkpoints: list[tuple[int, str]], train_voxels: np.ndarr
             f"{len(held_out.hashes)} held-out grids ({holdout.HOLDOUT_FILE}); the benchmark must read "
             "the data the run trained on: pass the run's --data, --data_path and --classes.")
     if held_out is None:
-        note(f"Checkpoint selection: {len(checkpoints)} checkpoints, scored by "
-             f"{svm.cv_folds}-fold CV on the training split ({len(train_labels)} shapes)")
+        criterion = "cv_accuracy"
+        rule = ("best CV accuracy on the training split (the benchmark's folds and C grid); "
+                "ties to the later step; the test split is not read")
+        scoring = f"scored by {svm.cv_folds}-fold CV on the training split ({len(train_labels)} shapes)"
     else:
-        note(f"Checkpoint selection: {len(checkpoints)} checkpoints, each an SVM fitted on the "
-             f"{int((~held).sum())} shapes the GAN saw and scored on the {int(held.sum())} held out")
-    criterion = "cv_accuracy" if held_out is None else "holdout_accuracy"
+        criterion = "holdout_accuracy"
+        rule = ("best accuracy on the training grids held away from the GAN, of the SVM fitted on "
+                "the grids it saw (C by the benchmark's CV there); ties to the later step; the "
+                "test split is not read")
+        scoring = (f"each an SVM fitted on the {int((~held).sum())} shapes the GAN saw and scored "
+                   f"on the {int(held.sum())} held out")
+    note(f"Checkpoint selection: {len(checkpoints)} checkpoints, {scoring}")
     labels = np.unique(train_labels)
     candidates = []
     for number, (step, prefix) in enumerate(checkpoints, start=1):
@@ -162,13 +168,6 @@ def select_checkpoint(checkpoints: list[tuple[int, str]], train_voxels: np.ndarr
     chosen = best_candidate(candidates, criterion)
     note(f"Checkpoint selection: step {chosen['step']} chosen "
          f"({criterion.replace('_', ' ')} {chosen[criterion]:.4f})")
-    if held_out is None:
-        rule = ("best CV accuracy on the training split (the benchmark's folds and C grid); "
-                "ties to the later step; the test split is not read")
-    else:
-        rule = ("best accuracy on the training grids held away from the GAN, of the SVM fitted on "
-                "the grids it saw (C by the benchmark's CV there); ties to the later step; the "
-                "test split is not read")
     selection = {"rule": rule, "criterion": criterion, "candidates": candidates, "chosen": chosen,
                  "seconds": time.perf_counter() - started}
     if held_out is not None:

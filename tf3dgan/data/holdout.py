@@ -1,8 +1,8 @@
 """Shapes of the training split held away from the GAN, to choose its checkpoint on.
 
-Choosing a checkpoint by cross-validation on the shapes the GAN trained on rewards a
-discriminator that has memorized them: on ModelNet10 the checkpoints with the best CV
-there scored worst on test (README, "Recognition"). With `--holdout_fraction F` a
+Choosing a checkpoint by cross-validation on the shapes the GAN trained on could reward
+a discriminator that has memorized them (on ModelNet10 two runs' best-CV checkpoints
+scored low on test; README, "Recognition"). With `--holdout_fraction F` a
 training run keeps a seeded fraction F of the training split's distinct grids away from
 the GAN; `--select_checkpoint` then fits the classifier on the seen shapes and scores it
 on the held-out ones, which the GAN never saw. No labels are used to choose them.
