@@ -21,10 +21,11 @@ def test_paper64_is_the_papers_recipe():
             train.beta_1, train.d_accuracy_threshold) == (100, 0.0025, 1e-5, 0.5, 0.8)
 
 
-def test_recognition_preset_is_cpu32_longer_ungated_on_mirrored_shapes():
+def test_recognition_preset_is_cpu32_longer_ungated_on_mirrored_shapes_with_a_holdout():
     preset = config_lib.get_preset("cpu32_recognition")
     assert preset.model == config_lib.CPU32.model
     assert (preset.data.augment_flip, preset.data.augment_rotate) == (True, False)
+    assert preset.data.holdout_fraction == 0.2  # --select_checkpoint chooses on unseen shapes
     train = preset.train
     assert (train.train_steps, train.steps_per_epoch) == (6000, 500)
     assert train.keep_checkpoints >= train.train_steps // train.steps_per_epoch  # all kept
