@@ -164,6 +164,37 @@ def test_raw_voxel_baseline_separates_a_trivial_toy_set(solver):
     assert result["confusion"] == [[10, 0], [0, 10]]
 
 
+def test_gram_solver_is_scikit_learns_linear_svm_in_either_multiclass_scheme():
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.svm import SVC
+
+    train_x, train_y = _blobs(15, classes=4, seed=0, spread=2.5)
+    test_x, _ = _blobs(25, classes=4, seed=1, spread=2.5)
+    train_std, test_std = recognition.standardize(train_x, test_x)
+    c_values = (1e-3, 1e-1)
+    references = {"ovo": lambda c: SVC(C=c, kernel="linear"),
+                  "ovr": lambda c: OneVsRestClassifier(SVC(C=c, kernel="linear"))}
+    predicted = {}
+    for scheme, reference in references.items():
+        predictions, _ = recognition.predict_for_grid(
+            train_x, train_y, test_x, c_values, recognition.SVMSettings(multiclass=scheme))
+        for c in c_values:
+            expected = reference(c).fit(train_std, train_y).predict(test_std)
+            np.testing.assert_array_equal(predictions[c], expected, err_msg=f"{scheme}, C={c}")
+        predicted[scheme] = predictions
+    # The schemes disagree on these samples, so the comparisons above tell them apart.
+    assert any(not np.array_equal(predicted["ovo"][c], predicted["ovr"][c]) for c in c_values)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"multiclass": "crammer_singer"}, "multiclass='crammer_singer' is not supported"),
+    ({"solver": "liblinear", "multiclass": "ovo"}, "one-vs-rest only"),
+])
+def test_svm_settings_refuse_a_multiclass_scheme_they_cannot_fit(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        recognition.SVMSettings(**arguments)
+
+
 def test_classification_summary_against_a_count():
     true = np.array([0, 0, 1, 1, 1, 2])
     predicted = np.array([0, 1, 1, 1, 0, 0])

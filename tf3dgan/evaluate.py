@@ -103,6 +103,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     protocol.add_argument("--solver", choices=recognition.SOLVERS, default="gram",
                           help="gram: libsvm's linear SVM on the Gram matrix (fast, default); "
                                "liblinear: LinearSVC(dual=True) (slow, see tf3dgan.recognition).")
+    protocol.add_argument("--multiclass", choices=recognition.MULTICLASS_SCHEMES, default="ovr",
+                          help="ovr: one binary SVM per class, as liblinear (default); ovo: one per "
+                               "pair of classes, libsvm's own (--solver gram only).")
     protocol.add_argument("--max_iter", type=positive_int, default=1000, help="liblinear's iteration limit.")
     protocol.add_argument("--tol", type=float, default=1e-3, help="The solver's tolerance.")
     protocol.add_argument("--voxel_edge", type=positive_int, default=16,
@@ -151,7 +154,8 @@ def run(args: argparse.Namespace, argv=None) -> dict:
         settings = recognition_benchmark.BenchmarkSettings(
             data=args.data, data_path=args.data_path, classes=args.classes, out=args.out,
             svm=recognition.SVMSettings(c_grid=tuple(args.c_grid), cv_folds=args.cv_folds,
-                                        solver=args.solver, max_iter=args.max_iter, tol=args.tol,
+                                        solver=args.solver, multiclass=args.multiclass,
+                                        max_iter=args.max_iter, tol=args.tol,
                                         seed=args.seed),
             batch_size=args.batch_size, voxel_edge=args.voxel_edge,
             curve_sizes=tuple(args.curve_sizes), curve_draws=args.curve_draws, seed=args.seed,
