@@ -22,10 +22,10 @@ Solvers (both a linear SVM with an L2 penalty on standardized features):
                decision function is linear in the features; with fewer samples than
                features (ModelNet10: ~4,000 shapes, ~4,000-7,000 features) the dual is
                small, and one fit takes ~0.1-0.5 s here, after one matrix product
-               (~1-5 s). Over the classes it is one-vs-rest by default, as liblinear
-               (and so the paper's era of linear SVMs and the data README's reference
-               figures) is; `multiclass="ovo"` gives libsvm's own one-vs-one, which the
-               benchmark used until the figures in the README say otherwise.
+               (~1-5 s). Over the classes it is one-vs-rest by default, like
+               liblinear's LinearSVC (the data README's reference figures);
+               `multiclass="ovo"` gives libsvm's own one-vs-one, which the benchmark
+               used before (the README says which figures were measured so).
     liblinear  LinearSVC(dual=True): liblinear's squared-hinge SVM, one-vs-rest, as in
                the data README's reference figures. On these two cores one fit on
                ModelNet10's 3,584 discriminator features took 10 s at C=1e-4, 56 s at
