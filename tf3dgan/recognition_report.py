@@ -56,10 +56,9 @@ def summary_table(report: dict) -> str:
     data = report["data"]
     train_count, test_count = data["splits"]["train"]["count"], data["splits"]["test"]["count"]
     svm = report["settings"]["svm"]
-    multiclass = svm.get("multiclass", "ovo")  # reports written before the setting were one-vs-one
     heading = (f"Recognition on {data['name']} {data.get('path') or ''}: train {train_count}, "
                f"test {test_count} shapes, {len(data['class_names'])} classes; linear SVM "
-               f"({svm['solver']}, {multiclass}), C from {svm['cv_folds']}-fold CV on the training split.")
+               f"({svm['solver']}, {svm['multiclass']}), C from {svm['cv_folds']}-fold CV on the training split.")
     lines = [heading, table]
     if "modelnet10" in (data["name"] + str(data.get("path") or "")).lower():
         lines.append(f"Paper (Wu et al. 2016, 3D-GAN features, 64^3, ModelNet10): "
