@@ -232,7 +232,7 @@ def test_reference_set_compare_equals_the_separate_functions():
     assert result == pytest.approx({
         "num_samples": 5, "num_reference": 6, "empty_samples": 0,
         **{f"{k}_iou": v for k, v in iou.items()}, **{f"{k}_chamfer": v for k, v in chamfer.items()},
-        "jsd": metrics.occupancy_jsd(a, b)})
+        "jsd": metrics.occupancy_jsd(a, b), "stray_voxels": metrics.stray_voxel_fraction(a)})
 
 
 # --- JSD and Frechet -------------------------------------------------------------------

@@ -72,7 +72,7 @@ class SampleImages(keras.callbacks.Callback):
 
     def write(self, name: str) -> Path:
         step = int(self.gan.step_counter.numpy())
-        generator = standalone_generator(self.gan.generator)
+        generator = standalone_generator(self.gan.sampling_generator)
         voxels = sample_voxels(generator, self.gan.prior, self.num_samples, self.seed)
         image = render.render_grid(voxels)
         self.directory.mkdir(parents=True, exist_ok=True)

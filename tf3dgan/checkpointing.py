@@ -48,6 +48,8 @@ def make_checkpoint(gan) -> tf.train.Checkpoint:
         "d_optimizer": _by_path(gan.d_optimizer.variables),
         "gan": _by_path([gan.step_counter, gan.d_gate_open]),
     }
+    if getattr(gan, "generator_ema", None) is not None:
+        parts["generator_ema"] = _by_path(gan.generator_ema.weights)
     encoder = getattr(gan, "encoder", None)
     if encoder is not None:
         parts.update(encoder=_by_path(encoder.weights),

@@ -28,6 +28,8 @@ RECONSTRUCTION_LOSSES = ("squared", "cross_entropy")
 DISCRIMINATOR_NORMALIZATIONS = ("batchnorm", "spectral", "none")
 # The adversarial loss (tf3dgan.losses): the paper's, or WGAN-GP's critic.
 ADVERSARIAL_LOSSES = ("non_saturating", "wgan_gp")
+# Differentiable augmentations of the grids D sees (tf3dgan.models.differentiable_augmentation).
+DIFF_AUGMENT_OPERATIONS = ("translate", "flip", "cutout")
 
 
 def _check_choice(name: str, value: Any, choices: tuple) -> None:
@@ -36,6 +38,22 @@ def _check_choice(name: str, value: Any, choices: tuple) -> None:
             f"{name}={value!r} is not supported. Expected one of "
             f"{', '.join(repr(c) for c in choices)}; pass --{name} with one of them."
         )
+
+
+def parse_diff_augment(text: str) -> tuple[str, ...]:
+    """The augmentations a comma-separated list names ("" for none), in a fixed order.
+
+    Raises:
+        ValueError: for an unknown name.
+    """
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in DIFF_AUGMENT_OPERATIONS]
+    if unknown:
+        raise ValueError(
+            f"diff_augment={text!r} names unknown operations {unknown}; expected a comma-separated "
+            f"subset of {', '.join(DIFF_AUGMENT_OPERATIONS)} (e.g. --diff_augment translate,flip,cutout), "
+            "or '' for none.")
+    return tuple(name for name in DIFF_AUGMENT_OPERATIONS if name in names)
 
 
 def _check_positive(name: str, value: float) -> None:
@@ -128,6 +146,17 @@ class TrainConfig:
         generator_rotation_weight: With the model's rotation_head, alpha: the weight
             of the same cross-entropy on turned generated grids, added to G's loss
             (0.2 in Chen et al. 2019).
+        ema_decay: 3D-GAN only: keep an exponential moving average of G's weights
+            with this decay (Karras et al. 2018; warmed up over the first steps, see
+            tf3dgan.models.weight_average); samples, metrics and the export then use
+            the average, and the checkpoints keep both. 0 (the paper) keeps none.
+        r1_weight: 3D-GAN only: gamma of the R1 penalty gamma / 2 * ||grad_x D(x)||^2
+            on real grids (Mescheder et al. 2018), added to D's loss; 0 (the paper)
+            leaves it out.
+        diff_augment: 3D-GAN only: differentiable augmentations of every grid D sees
+            in training, real and generated alike (DiffAugment, Zhao et al. 2020): a
+            comma-separated subset of translate, flip, cutout; "" (the paper) for none.
+            Never applied when sampling or in the export.
         encoder_learning_rate: Adam learning rate of the 3D-VAE-GAN's image encoder
             (the paper gives none; 1e-4 by default).
         kl_weight: a1, the weight of KL(q(z|y) || N(0, I)) in the 3D-VAE-GAN's loss
@@ -175,6 +204,9 @@ class TrainConfig:
     gradient_penalty_weight: float = 10.0
     rotation_weight: float = 1.0
     generator_rotation_weight: float = 0.2
+    ema_decay: float = 0.0
+    r1_weight: float = 0.0
+    diff_augment: str = ""
     encoder_learning_rate: float = 1e-4
     kl_weight: float = 5.0
     reconstruction_weight: float = 1e-4
@@ -217,6 +249,13 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 0 (0 turns the term off), received "
                                  f"{name}={getattr(self, name)!r}.")
         _check_choice("precision", self.precision, PRECISIONS)
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1) (0 keeps no average), received "
+                             f"ema_decay={self.ema_decay!r}; 0.999 is a common choice.")
+        if self.r1_weight < 0:
+            raise ValueError(f"r1_weight must be >= 0 (0 turns the penalty off), received "
+                             f"r1_weight={self.r1_weight!r}.")
+        parse_diff_augment(self.diff_augment)
         _check_choice("adversarial_loss", self.adversarial_loss, ADVERSARIAL_LOSSES)
         _check_positive("gradient_penalty_weight", self.gradient_penalty_weight)
         if self.adversarial_loss == "wgan_gp" and self.d_accuracy_threshold < 1.0:
@@ -319,6 +358,12 @@ class ExperimentConfig:
         if self.model.rotation_head and self.model.model != "gan":
             raise ValueError(f"rotation_head is available for model='gan' only (received "
                              f"model={self.model.model!r}); pass --rotation_head false.")
+        gan_only = {name: getattr(self.train, name) for name in ("ema_decay", "r1_weight", "diff_augment")
+                    if getattr(self.train, name) != getattr(TrainConfig, name)}
+        if gan_only and self.model.model != "gan":
+            raise ValueError(
+                f"{', '.join(f'{n}={v!r}' for n, v in gan_only.items())} is available for model='gan' "
+                f"only (received model={self.model.model!r}); leave it out for the 3D-VAE-GAN.")
         if self.data.holdout_fraction and self.model.model != "gan":
             raise ValueError(f"holdout_fraction is available for model='gan' only (received "
                              f"model={self.model.model!r}); pass --holdout_fraction 0.")

@@ -155,7 +155,10 @@ def export_model(gan, model_base_path: str | os.PathLike, version: int, *,
         raise ValueError(
             f"model_card lacks {missing}; it needs {list(REQUIRED_CARD_FIELDS)}. "
             "Build it with tf3dgan.export.model_card(config, steps_trained=..., data_description=...).")
-    generator = standalone_copy(gan.generator)
+    generator = standalone_copy(gan.sampling_generator)
+    ema_decay = getattr(gan, "ema_decay", 0.0)
+    model_card = {**model_card, "generator_weights": (
+        f"exponential moving average of the trained weights (decay {ema_decay})" if ema_decay else "trained")}
     discriminator = standalone_copy(gan.discriminator)
     functions = signatures.signature_functions(generator, discriminator, gan.prior)
     encoder = getattr(gan, "encoder", None)

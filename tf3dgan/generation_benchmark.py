@@ -63,6 +63,7 @@ ROWS = (  # key, label, better, format
     ("mmd_chamfer", "MMD (Chamfer, x1e3)", "lower", "milli"),
     ("1nna_chamfer", "1-NNA (Chamfer)", "50%", "percent"),
     ("jsd", "JSD (occupancy)", "lower", "number"),
+    ("stray_voxels", "stray voxels", "reference's", "percent"),
     ("frechet", "Frechet (classifier)", "lower", "number"),
 )
 
@@ -250,7 +251,8 @@ def run(args: argparse.Namespace, argv=None) -> dict:
         "reference": {"data": args.reference_data, "path": args.reference_path, "classes": args.classes,
                       "split": args.split, "count": len(reference), "available": available,
                       "description": reference_description,
-                      "mean_occupancy": occupancy},
+                      "mean_occupancy": occupancy,
+                      "stray_voxels": metrics.stray_voxel_fraction(reference)},
         "training": {"split": args.train_split, "available": len(training), "used": len(ceiling_indices),
                      "description": training_description},
         "classifier": (None if classifier is None else {"path": str(classifier.directory), **{
@@ -305,6 +307,9 @@ def table(report: dict) -> str:
              f"({reference['data']} {reference['split']}{', ' + reference['classes'] if reference['classes'] else ''})."]
     notes.append("1-NNA: 50% is ideal, 100% means separable sets, below 50% means copies of the reference. "
                  "Chamfer: mean squared distance, coordinates in units of the grid edge.")
+    if reference.get("stray_voxels") is not None:
+        notes.append(f"Stray voxels: the share of a shape's voxels outside its largest 26-connected component "
+                     f"(raw samples); the reference shapes' own: {100 * reference['stray_voxels']:.1f}%.")
     if report.get("frechet_note"):
         notes.append(f"Frechet distance {report['frechet_note']}.")
     for name, _ in SETS:

@@ -3,8 +3,9 @@
 - `GenerationMetricsSummaries`: every `every_steps` steps, the cheap metrics of
   `tf3dgan.metrics` (COV, MMD and 1-NNA with the IoU distance, and the occupancy JSD) of
   a fixed set of samples (fixed z) against a fixed subset of the training data, as the
-  scalars generation/cov_iou, generation/mmd_iou, generation/1nna_iou, generation/jsd
-  and generation/empty_samples. The same z and the same subset at every step make the
+  scalars generation/cov_iou, generation/mmd_iou, generation/1nna_iou, generation/jsd,
+  generation/stray_voxels (with generation/reference_stray_voxels, the reference subset's
+  own share, written once) and generation/empty_samples. The same z and the same subset at every step make the
   curves comparable along a run and across resumes.
 - `SampleMeshes`: at each epoch end, the marching-cubes meshes of a few fixed samples
   through TensorBoard's mesh plugin (tags sample_mesh/<i>), in the plugin's y-up frame,
@@ -24,7 +25,7 @@ from tf3dgan.sampling import sample_voxels, standalone_generator
 
 logger = logging.getLogger(__name__)
 
-METRIC_NAMES = ("cov_iou", "mmd_iou", "1nna_iou", "jsd", "empty_samples")
+METRIC_NAMES = ("cov_iou", "mmd_iou", "1nna_iou", "jsd", "stray_voxels", "empty_samples")
 # A mesh of an unconverged generator can be noise: beyond this many faces it is not written.
 MAX_MESH_FACES = 200_000
 MESH_COLOR = (180, 180, 200)
@@ -39,9 +40,9 @@ class _GeneratorCopy:
 
     def generate(self, z) -> np.ndarray:
         if self.copy is None:
-            self.copy = standalone_generator(self.gan.generator)
+            self.copy = standalone_generator(self.gan.sampling_generator)
         else:
-            self.copy.set_weights(self.gan.generator.get_weights())
+            self.copy.set_weights(self.gan.sampling_generator.get_weights())
         return np.asarray(self.copy(z, training=False), dtype=np.float32)
 
 
@@ -81,6 +82,7 @@ class GenerationMetricsSummaries(keras.callbacks.Callback):
         self.reference = metrics.ReferenceSet(upsample_to(shapes[chosen] > 0, resolution),
                                               threshold=threshold, distances=("iou",))
         self.reference_indices = chosen
+        self.reference_stray_voxels = metrics.stray_voxel_fraction(self.reference.grids)
         self.gan = gan
         self.writer = writer
         self.every_steps = int(every_steps)
@@ -99,6 +101,8 @@ class GenerationMetricsSummaries(keras.callbacks.Callback):
         """Computes the metrics and writes them at `step`; returns them."""
         values = self.compute()
         with self.writer.as_default(step=step):
+            if self.reference_stray_voxels is not None:
+                tf.summary.scalar("generation/reference_stray_voxels", self.reference_stray_voxels)
             for name in METRIC_NAMES:
                 if values.get(name) is not None:
                     tf.summary.scalar(f"generation/{name}", float(values[name]))
@@ -143,7 +147,7 @@ class SampleMeshes(keras.callbacks.Callback):
 
         from tf3dgan.mesh import to_format_frame, voxels_to_mesh
 
-        generator = standalone_generator(self.gan.generator)
+        generator = standalone_generator(self.gan.sampling_generator)
         voxels = sample_voxels(generator, self.gan.prior, self.num_samples, self.seed)
         resolution = voxels.shape[1]
         written = []

@@ -61,6 +61,20 @@ def gradient_penalty(input_gradients: tf.Tensor) -> tf.Tensor:
     return tf.square(norm - 1.0)
 
 
+def r1_penalty(input_gradients: tf.Tensor) -> tf.Tensor:
+    """R1's ||g||^2 per example (Mescheder et al. 2018), g = d D(x) / d x at a real grid x.
+
+    The caller weighs it by gamma / 2.
+
+    Args:
+        input_gradients: float [batch, ...].
+
+    Returns:
+        float32 [batch].
+    """
+    return tf.reduce_sum(tf.square(_per_example(input_gradients)), axis=1)
+
+
 def rotation_loss(rotation_logits: tf.Tensor, turns: tf.Tensor) -> tf.Tensor:
     """Per-example cross-entropy of D's quarter-turn prediction (SS-GAN's rotation task).
 

@@ -38,6 +38,13 @@ Yang et al. (PointFlow) 2019 for 1-NNA):
   fraction of them that lie in its own set (the expected accuracy of breaking the tie
   at random), e.g. 0.5 for one tie in each set.
 
+Per-shape quality:
+
+- Stray voxels: the share of a shape's occupied voxels outside its largest 26-connected
+  component (`stray_voxel_shares`), averaged over the set's non-empty shapes. Real
+  shapes are not 0: thin binvox surfaces break into pieces too, so a set is compared
+  with the reference's own share, never with 0.
+
 Distribution metrics:
 
 - JSD: the Jensen-Shannon divergence between the occupancy distributions of the two
@@ -99,6 +106,42 @@ def binarize(voxels, threshold: float = 0.5, name: str = "voxels") -> np.ndarray
     if np.issubdtype(grids.dtype, np.floating) and not np.all(np.isfinite(grids)):
         raise ValueError(f"{name} holds NaN or infinite values; check the generator's output.")
     return grids > threshold
+
+
+def stray_voxel_shares(voxels, threshold: float = 0.5) -> np.ndarray:
+    """Per grid, the share of its occupied voxels outside its largest connected component.
+
+    Components are 26-connected (voxels that touch at a face, an edge or a corner),
+    as a surface extracted from the grid would join them. 0 for a grid in one
+    piece; NaN for an empty grid (it has no component).
+
+    Args:
+        voxels: [N, R, R, R] occupancies.
+        threshold: Occupancy threshold.
+
+    Returns:
+        float64 [N].
+    """
+    from scipy import ndimage
+
+    grids = binarize(voxels, threshold)
+    structure = np.ones((3, 3, 3), dtype=bool)
+    shares = np.full(len(grids), np.nan)
+    for index, grid in enumerate(grids):
+        occupied = int(grid.sum())
+        if not occupied:
+            continue
+        labels, count = ndimage.label(grid, structure=structure)
+        largest = int(np.bincount(labels.ravel())[1:].max()) if count else 0
+        shares[index] = (occupied - largest) / occupied
+    return shares
+
+
+def stray_voxel_fraction(voxels, threshold: float = 0.5) -> float | None:
+    """The mean over non-empty grids of `stray_voxel_shares`; None if every grid is empty."""
+    shares = stray_voxel_shares(voxels, threshold)
+    shares = shares[np.isfinite(shares)]
+    return float(shares.mean()) if len(shares) else None
 
 
 def _check_same_resolution(first: np.ndarray, second: np.ndarray) -> None:
@@ -526,7 +569,8 @@ class ReferenceSet:
 
         Returns:
             A dict: "cov_<d>", "mmd_<d>" and "1nna_<d>" for each distance d, "jsd" (None
-            when every sample is empty), "frechet" (only with `features`),
+            when every sample is empty), "stray_voxels" (`stray_voxel_fraction`, None when
+            every sample is empty), "frechet" (only with `features`),
             "num_samples", "num_reference" and "empty_samples" (all-empty grids).
 
         Raises:
@@ -543,6 +587,7 @@ class ReferenceSet:
             within = self._matrix(name, grids, points)
             for metric, value in set_metrics(cross, within, self._within[name]).items():
                 result[f"{metric}_{name}"] = value
+        result["stray_voxels"] = stray_voxel_fraction(grids)
         result["jsd"] = (None if empty == len(grids)
                          else jensen_shannon_divergence(occupancy_distribution(grids), self.occupancy))
         if self.feature_statistics is not None:

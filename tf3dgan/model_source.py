@@ -343,7 +343,7 @@ def _restore_generator(config, workdir: Path, checkpoint_prefix: str | None):
     except (checkpointing.CheckpointMismatchError, RuntimeError) as error:
         raise ModelSourceError(str(error)) from error
     # The copy keeps the generator's dtype policy: it computes as the run did.
-    return standalone_copy(gan.generator), restored, int(gan.step_counter.numpy())
+    return standalone_copy(gan.sampling_generator), restored, int(gan.step_counter.numpy())
 
 
 def _from_training_run(workdir: Path, checkpoint_prefix: str | None) -> GeneratorSource:

@@ -146,8 +146,12 @@ def train(config: ExperimentConfig, workdir: str | Path, *, strategy=None,
                       sample_images,
                       generation_callbacks.SampleMeshes(gan, writer, min(4, train_config.num_sample_images))]
         if train_config.metrics_every_steps:
+            # Measured on the held-out shapes when the run keeps some: a checkpoint chosen by
+            # these curves is then chosen on shapes the GAN never saw.
+            held_out = dataset_info.held_out_voxels
+            reference = held_out if held_out is not None and len(held_out) >= 2 else dataset_info.voxels
             callbacks.append(generation_callbacks.GenerationMetricsSummaries(
-                gan, writer, dataset_info.voxels, train_config.metrics_every_steps))
+                gan, writer, reference, train_config.metrics_every_steps))
     callbacks += list(extra_callbacks)
 
     history = {}
@@ -276,7 +280,7 @@ def _hold_out(dataset_info, config: ExperimentConfig, workdir: Path, chief: bool
     held = chosen.mask(dataset_info.voxels)
     return registry.VoxelDataset(
         voxels=dataset_info.voxels[~held], labels=dataset_info.labels[~held],
-        class_names=dataset_info.class_names,
+        class_names=dataset_info.class_names, held_out_voxels=dataset_info.voxels[held],
         description=(f"{dataset_info.description}; {int(held.sum())} grids "
                      f"({len(chosen.hashes)} distinct, holdout_fraction={fraction}) held out for "
                      f"checkpoint selection ({path.name})"))

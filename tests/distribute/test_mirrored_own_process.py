@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 NETWORKS = {"vae_gan": ("encoder", "generator", "discriminator"),
             "spectral_gan": ("generator", "discriminator"),
             "wgan_gp": ("generator", "discriminator"),
-            "rotation_gan": ("generator", "discriminator")}
+            "rotation_gan": ("generator", "discriminator"),
+            "stable_gan": ("generator", "discriminator")}  # and the (untrained) weight average
 
 
 @pytest.fixture(scope="module", params=sorted(NETWORKS))

@@ -41,12 +41,15 @@ class VoxelDataset:
         labels: int64 [N], indices into ``class_names``.
         class_names: The dataset's classes, in label order.
         description: One line for the log: source, split, counts, what was dropped.
+        held_out_voxels: The grids kept away from the GAN for checkpoint selection
+            (`tf3dgan.data.holdout`), or None when nothing is held out.
     """
 
     voxels: np.ndarray
     labels: np.ndarray
     class_names: tuple[str, ...]
     description: str
+    held_out_voxels: np.ndarray | None = None
 
     @property
     def resolution(self) -> int:

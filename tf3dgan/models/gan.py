@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from tf3dgan import grid_rotation, losses, priors
 from tf3dgan.config import ADVERSARIAL_LOSSES
+from tf3dgan.models import differentiable_augmentation, weight_average
 from tf3dgan.models.discriminator import Discriminator
 from tf3dgan.models.fused_adam import FusedAdam
 from tf3dgan.models.generator import Generator
@@ -114,6 +115,18 @@ class GAN3D(keras.Model):
             used with a rotation head only.
         generator_rotation_weight: alpha, the weight of G's rotation loss (0.2 in
             Chen et al.); used with a rotation head only.
+        ema_decay: With a value in (0, 1), keeps `generator_ema`, an exponential
+            moving average of G's weights (`weight_average`) updated after every
+            G step; `sampling_generator` (samples, metrics, export) is then the
+            average. 0 (the paper) keeps none.
+        r1_weight: gamma of the R1 penalty (Mescheder et al. 2018), gamma / 2 *
+            ||grad_x D(x)||^2 on the real grids D sees, added to D's loss; 0 (the
+            paper) leaves it out. With BatchNorm in D the gradient of the batch's
+            summed logits also carries the batch statistics' share.
+        diff_augment: Differentiable augmentations applied to every grid D sees in
+            training, real and generated alike (`differentiable_augmentation`):
+            a tuple or comma-separated string of "translate", "flip", "cutout";
+            empty (the paper) for none. Never applied when sampling.
         seed: Seeds the noise.
         **kwargs: Passed to `keras.Model`.
     """
@@ -126,7 +139,8 @@ class GAN3D(keras.Model):
     def __init__(self, generator, discriminator, prior="uniform", d_accuracy_threshold=0.8,
                  mode_seeking_weight=0.0, feature_matching_weight=0.0,
                  adversarial_loss="non_saturating", gradient_penalty_weight=10.0, rotation_weight=1.0,
-                 generator_rotation_weight=0.2, seed=0, **kwargs):
+                 generator_rotation_weight=0.2, ema_decay=0.0, r1_weight=0.0, diff_augment=(),
+                 seed=0, **kwargs):
         super().__init__(**kwargs)
         if generator.resolution != discriminator.resolution:
             raise ValueError(
@@ -168,6 +182,23 @@ class GAN3D(keras.Model):
         self.seed = int(seed)
         self.generator.build()
         self.discriminator.build()
+        self.ema_decay = float(ema_decay)
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1) (0 keeps no average), received {ema_decay!r}; "
+                             "0.999 is a common choice.")
+        self.generator_ema = None
+        if self.ema_decay > 0:
+            self.generator_ema = type(generator).from_config(
+                {**generator.get_config(), "name": f"{generator.name}_ema"})
+            self.generator_ema.build()
+            self.generator_ema.set_weights(generator.get_weights())
+            self.generator_ema.trainable = False  # moved by the average, never by a gradient
+        self.r1_weight = float(r1_weight)
+        if self.r1_weight < 0:
+            raise ValueError(f"r1_weight must be >= 0 (0 turns the penalty off), received {r1_weight!r}.")
+        if isinstance(diff_augment, str):
+            diff_augment = differentiable_augmentation.parse_operations(diff_augment)
+        self.diff_augment = differentiable_augmentation.parse_operations(",".join(diff_augment))
 
         # "only_first_replica": every replica computes the same value (from
         # all-reduced counts), so the first replica's write is the true one.
@@ -192,6 +223,12 @@ class GAN3D(keras.Model):
     @property
     def resolution(self) -> int:
         return self.generator.resolution
+
+    @property
+    def sampling_generator(self):
+        """The generator samples, metrics and exports use: the weight average when the
+        model keeps one, else G itself (which stays available as `generator`)."""
+        return self.generator_ema if self.generator_ema is not None else self.generator
 
     @property
     def latent_dim(self) -> int:
@@ -254,14 +291,22 @@ class GAN3D(keras.Model):
         gate_open = tf.convert_to_tensor(self.d_gate_open)
         z = self._replica_noise(0, self.prior, step)
         fake = tf.stop_gradient(self.generator(z, training=True))
+        seen_real = self._augment(real, 0, step)
+        seen_fake = self._augment(fake, 1, step)
         with tf.GradientTape() as tape:
-            real_logits = self.discriminator(real, training=True)
-            fake_logits = self.discriminator(fake, training=True)
+            r1_penalty = None
+            if self.r1_weight > 0:
+                real_logits, r1_penalty = self._logits_and_r1_penalty(seen_real)
+            else:
+                real_logits = self.discriminator(seen_real, training=True)
+            fake_logits = self.discriminator(seen_fake, training=True)
             if self.adversarial_loss == "wgan_gp":
                 per_example = (losses.wasserstein_critic_loss(real_logits, fake_logits)
                                + self.gradient_penalty_weight * self._gradient_penalty(real, fake, step))
             else:
                 per_example = losses.discriminator_loss(real_logits, fake_logits)
+            if r1_penalty is not None:
+                per_example += 0.5 * self.r1_weight * r1_penalty
             rotation_correct = None
             if self.discriminator.rotation_head:
                 rotation_loss, rotation_correct = self._rotation_task(real, step, after=fake_logits)
@@ -301,6 +346,23 @@ class GAN3D(keras.Model):
         told = tf.equal(tf.argmax(rotation_logits, axis=-1, output_type=tf.int32), turns)
         return losses.rotation_loss(rotation_logits, turns), tf.reduce_sum(tf.cast(told, tf.float32))
 
+    def _augment(self, grids, stream: int, step: ReplicaStep):
+        """`grids` as D sees them in training: with the model's differentiable augmentations,
+        drawn from the stateless seed (seed + 1, step_counter * 4 + stream) for the global batch."""
+        if not self.diff_augment:
+            return grids
+        seed = tf.stack([tf.constant(self.seed + 1, tf.int64), self.step_counter * 4 + stream])
+        return differentiable_augmentation.augment(
+            grids, self.diff_augment, seed, step.replica_id * step.local_batch, step.global_batch)
+
+    def _logits_and_r1_penalty(self, real):
+        """D's logits on `real` and R1's ||grad_x D(x)||^2 per example, inside D's tape."""
+        with tf.GradientTape() as penalty_tape:
+            penalty_tape.watch(real)
+            real_logits = self.discriminator(real, training=True)
+            summed = tf.reduce_sum(tf.cast(real_logits, tf.float32))
+        return real_logits, losses.r1_penalty(penalty_tape.gradient(summed, real))
+
     def _gradient_penalty(self, real, fake, step: ReplicaStep) -> tf.Tensor:
         """WGAN-GP's (||grad D(x_mix)|| - 1)^2 per example of this replica, inside D's tape."""
         # The mixing weights of the global batch, from a seed no z stream uses.
@@ -321,7 +383,8 @@ class GAN3D(keras.Model):
         mode-seeking and feature-matching terms (the latter needs the `real` batch);
         for use inside a tape."""
         fake = self.generator(z, training=True)
-        fake_logits, fake_hidden = self.discriminator.logits_and_last_hidden(fake, training=True)
+        fake_logits, fake_hidden = self.discriminator.logits_and_last_hidden(
+            self._augment(fake, 2, step), training=True)
         per_example = (losses.wasserstein_generator_loss(fake_logits) if self.adversarial_loss == "wgan_gp"
                        else losses.generator_loss(fake_logits))
         g_loss = tf.nn.compute_average_loss(per_example, global_batch_size=step.global_batch)
@@ -442,10 +505,16 @@ class GAN3D(keras.Model):
             scaled_g_loss = self.g_optimizer.scale_loss(adversarial.total_loss)
         g_gradients = tape.gradient(scaled_g_loss, self.generator.trainable_weights)
         self.g_optimizer.apply(g_gradients, self.generator.trainable_weights)
+        g_updated = [self.g_optimizer.iterations.value]
+        if self.generator_ema is not None:
+            with tf.control_dependencies(g_updated):
+                decay = weight_average.warmed_up_decay(self.ema_decay, self.step_counter)
+                g_updated = tf.nest.flatten(weight_average.update_average(
+                    self.generator_ema.weights, self.generator.weights, decay))
         sums = {"g_loss": adversarial.gan_loss, **self._diversity_sums(adversarial, z, step)}
         if adversarial.rotation_correct is not None:
             sums["g_rotation_correct"] = adversarial.rotation_correct
-        with tf.control_dependencies([self.g_optimizer.iterations.value]):
+        with tf.control_dependencies(g_updated):
             sums = self._sum_over_replicas(step, sums)
         values = {
             "g_loss": sums["g_loss"],
@@ -522,6 +591,9 @@ class GAN3D(keras.Model):
             "gradient_penalty_weight": self.gradient_penalty_weight,
             "rotation_weight": self.rotation_weight,
             "generator_rotation_weight": self.generator_rotation_weight,
+            "ema_decay": self.ema_decay,
+            "r1_weight": self.r1_weight,
+            "diff_augment": ",".join(self.diff_augment),
             "seed": self.seed,
             "name": self.name,
         }
@@ -587,6 +659,8 @@ def build_gan(model_config, train_config) -> GAN3D:
                 gradient_penalty_weight=train_config.gradient_penalty_weight,
                 rotation_weight=train_config.rotation_weight,
                 generator_rotation_weight=train_config.generator_rotation_weight,
+                ema_decay=train_config.ema_decay, r1_weight=train_config.r1_weight,
+                diff_augment=train_config.diff_augment,
                 seed=train_config.seed, name="gan3d")
     gan.compile(
         g_optimizer=adam(train_config.generator_learning_rate, train_config, "g_adam"),
