@@ -312,3 +312,39 @@ def test_bad_inputs_say_what_was_received():
         metrics.ReferenceSet(np.ones((2, 2, 2, 2)), distances=("emd",))
     with pytest.raises(ValueError, match="must have shape"):
         metrics.one_nearest_neighbour_accuracy(np.zeros((2, 3)), np.zeros((2, 2)), np.zeros((2, 2)))
+
+
+def test_stray_voxel_shares_count_what_lies_outside_the_largest_26_connected_piece():
+    grids = np.zeros((4, 8, 8, 8), dtype=np.uint8)
+    grids[0, 1:4, 1:4, 1:4] = 1                    # one cube of 27: no stray voxel
+    grids[1, 1:4, 1:4, 1:4] = 1
+    grids[1, 6, 6, 6] = 1                          # one voxel apart from it: 1 of 28
+    grids[2, 1:4, 1:4, 1:4] = 1
+    grids[2, 4, 4, 4] = 1                          # touches the cube's corner: connected
+    shares = metrics.stray_voxel_shares(grids)
+    np.testing.assert_allclose(shares[:3], [0.0, 1 / 28, 0.0])
+    assert np.isnan(shares[3])                     # an empty grid has no piece
+    assert metrics.stray_voxel_fraction(grids) == pytest.approx((1 / 28) / 3)
+    assert metrics.stray_voxel_fraction(np.zeros((2, 8, 8, 8))) is None
+
+
+def test_stray_voxel_shares_match_a_flood_fill_reference():
+    grids = np.random.default_rng(11).random((3, 10, 10, 10)) > 0.8
+    offsets = [(a, b, c) for a in (-1, 0, 1) for b in (-1, 0, 1) for c in (-1, 0, 1) if (a, b, c) != (0, 0, 0)]
+    for grid, share in zip(grids, metrics.stray_voxel_shares(grids)):
+        seen, largest = np.zeros_like(grid), 0
+        for start in map(tuple, np.argwhere(grid)):
+            if seen[start]:
+                continue
+            stack, size = [start], 0
+            seen[start] = True
+            while stack:
+                point = stack.pop()
+                size += 1
+                for offset in offsets:
+                    near = tuple(p + o for p, o in zip(point, offset))
+                    if all(0 <= n < 10 for n in near) and grid[near] and not seen[near]:
+                        seen[near] = True
+                        stack.append(near)
+            largest = max(largest, size)
+        assert share == pytest.approx((grid.sum() - largest) / grid.sum())

@@ -75,6 +75,29 @@ def test_resume_continues_where_it_stopped(tmp_path):
         np.testing.assert_allclose(resumed[name], straight[name], rtol=1e-5, atol=1e-6, err_msg=name)
 
 
+def test_a_run_with_the_small_data_levers_checkpoints_the_average_and_resumes_exactly(tmp_path):
+    levers = dict(ema_decay=0.9, r1_weight=1.0, diff_augment="translate,flip,cutout")
+    _train(tmp_path / "resumed", train_steps=2, **levers)
+    _train(tmp_path / "resumed", train_steps=4, **levers)
+    result = _train(tmp_path / "straight", train_steps=4, **levers)
+    resumed = _checkpoint_values(tmp_path / "resumed" / "checkpoints" / "ckpt-4")
+    straight = _checkpoint_values(tmp_path / "straight" / "checkpoints" / "ckpt-4")
+    assert len([name for name in straight if name.startswith("generator_ema/")]) == len(
+        result.gan.generator_ema.weights)
+    assert resumed.keys() == straight.keys()
+    for name in straight:
+        np.testing.assert_allclose(resumed[name], straight[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    card = json.loads((tmp_path / "straight" / "export" / "4" / "assets" / "model_card.json").read_text())
+    assert card["generator_weights"].startswith("exponential moving average")
+
+
+def test_turning_the_average_on_when_resuming_starts_it_from_the_trained_generator(tmp_path):
+    _train(tmp_path, train_steps=2)
+    result = _train(tmp_path, train_steps=2, ema_decay=0.9)  # nothing left to train
+    for average, weight in zip(result.gan.generator_ema.weights, result.gan.generator.weights):
+        np.testing.assert_array_equal(average.numpy(), weight.numpy())
+
+
 def _command(workdir, steps):
     return [sys.executable, "-m", "pipelines.train", "--preset", "smoke", "--workdir", str(workdir),
             "--train_steps", str(steps), "--steps_per_epoch", "2"]

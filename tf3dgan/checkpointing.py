@@ -39,8 +39,14 @@ def _by_path(variables) -> dict:
     return named
 
 
-def make_checkpoint(gan) -> tf.train.Checkpoint:
-    """A checkpoint of every variable a resumed run needs (a GAN3D's, or a VAEGAN3D's)."""
+def make_checkpoint(gan, include_average: bool = True) -> tf.train.Checkpoint:
+    """A checkpoint of every variable a resumed run needs (a GAN3D's, or a VAEGAN3D's).
+
+    Args:
+        gan: The model.
+        include_average: Include G's weight average, when the model keeps one (a
+            checkpoint written before the average was turned on has none).
+    """
     parts = {
         "generator": _by_path(gan.generator.weights),
         "discriminator": _by_path(gan.discriminator.weights),
@@ -48,13 +54,48 @@ def make_checkpoint(gan) -> tf.train.Checkpoint:
         "d_optimizer": _by_path(gan.d_optimizer.variables),
         "gan": _by_path([gan.step_counter, gan.d_gate_open]),
     }
-    if getattr(gan, "generator_ema", None) is not None:
+    if include_average and getattr(gan, "generator_ema", None) is not None:
         parts["generator_ema"] = _by_path(gan.generator_ema.weights)
     encoder = getattr(gan, "encoder", None)
     if encoder is not None:
         parts.update(encoder=_by_path(encoder.weights),
                      e_optimizer=_by_path(gan.e_optimizer.variables))
     return tf.train.Checkpoint(**parts)
+
+
+def holds_average(path: str) -> bool:
+    """Whether the checkpoint `path` holds a generator weight average."""
+    return any(name.startswith("generator_ema/") for name, _ in tf.train.list_variables(path))
+
+
+def restore(gan, path: str, checkpoint: tf.train.Checkpoint | None = None) -> None:
+    """Restores the checkpoint `path` into `gan`, every variable of it matched.
+
+    A checkpoint written without G's weight average (before `ema_decay` was turned
+    on) restores everything else, and the average starts from G's restored weights.
+
+    Args:
+        gan: The model.
+        path: The checkpoint.
+        checkpoint: `make_checkpoint(gan)` as a manager saves it, if there is one: a
+            complete restore goes through it, so that its save counter continues.
+
+    Raises:
+        AssertionError, ValueError or tf.errors.OpError: as `tf.train.Checkpoint.restore`.
+    """
+    with_average = holds_average(path)
+    if getattr(gan, "generator_ema", None) is None or with_average:
+        target = checkpoint or make_checkpoint(gan)
+    else:
+        target = make_checkpoint(gan, include_average=False)
+    target.restore(path).assert_existing_objects_matched()
+    if getattr(gan, "generator_ema", None) is not None and not with_average:
+        start_average(gan)
+
+
+def start_average(gan) -> None:
+    """Sets G's weight average to G's weights (a run that starts, or turns the average on)."""
+    gan.generator_ema.set_weights(gan.generator.get_weights())
 
 
 def _checkpoint_of(source: str) -> tuple[str, Path | None]:
@@ -167,8 +208,10 @@ def write_config(workdir: Path, config: ExperimentConfig) -> None:
     os.replace(temporary, workdir / CONFIG_FILE)
 
 
-def restore_latest(manager: tf.train.CheckpointManager, checkpoint: tf.train.Checkpoint) -> str | None:
-    """Restores the newest readable checkpoint; returns its path, or None for a fresh run.
+def restore_latest(manager: tf.train.CheckpointManager, checkpoint: tf.train.Checkpoint, gan) -> str | None:
+    """Restores the newest readable checkpoint of `manager` (which saves `checkpoint`, made
+    by `make_checkpoint(gan)`) into `gan` (see `restore`); returns its path, or None for a
+    fresh run.
 
     Raises:
         CheckpointMismatchError: if a checkpoint exists but does not fit the model.
@@ -177,7 +220,7 @@ def restore_latest(manager: tf.train.CheckpointManager, checkpoint: tf.train.Che
     errors = []
     for path in candidates:
         try:
-            checkpoint.restore(path).assert_existing_objects_matched()
+            restore(gan, path, checkpoint)
             return path
         except (tf.errors.NotFoundError, tf.errors.DataLossError, tf.errors.OutOfRangeError,
                 IndexError) as error:  # IndexError: a data file cut short
@@ -226,14 +269,14 @@ def restore_run(config: ExperimentConfig, checkpoint_dir: Path, checkpoint_prefi
         checkpoint = make_checkpoint(model)
         if checkpoint_prefix is None:
             manager = tf.train.CheckpointManager(checkpoint, str(checkpoint_dir), max_to_keep=None)
-            restored = restore_latest(manager, checkpoint)
+            restored = restore_latest(manager, checkpoint, model)
             if restored is None:
                 raise CheckpointMismatchError(
                     f"{Path(checkpoint_dir).parent} has no checkpoint in {checkpoint_dir}; train first "
                     f"(python -m pipelines.train --workdir {Path(checkpoint_dir).parent}).")
         else:
             try:
-                checkpoint.restore(checkpoint_prefix).assert_existing_objects_matched()
+                restore(model, checkpoint_prefix, checkpoint)
             except (ValueError, AssertionError, tf.errors.OpError) as error:
                 raise CheckpointMismatchError(
                     f"The checkpoint {checkpoint_prefix} does not fit the model of its run's "

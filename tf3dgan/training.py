@@ -114,7 +114,7 @@ def train(config: ExperimentConfig, workdir: str | Path, *, strategy=None,
     checkpoint_dir = workdir / "checkpoints" if chief else workdir / f"worker_scratch_{strategy.cluster_resolver.task_id}"
     manager = tf.train.CheckpointManager(checkpoint, str(checkpoint_dir),
                                          max_to_keep=train_config.keep_checkpoints)
-    restored = checkpointing.restore_latest(manager, checkpoint)
+    restored = checkpointing.restore_latest(manager, checkpoint, gan)
     start_step = int(gan.step_counter.numpy())
     # The optimizers' learning rates are variables and come back from the
     # checkpoint; the config of this run decides them.
@@ -128,6 +128,8 @@ def train(config: ExperimentConfig, workdir: str | Path, *, strategy=None,
             print(f"init_from={train_config.init_from!r} is not used: the run resumes.", flush=True)
     elif train_config.init_from:
         source = checkpointing.load_networks(gan, train_config.init_from, config.model)
+        if getattr(gan, "generator_ema", None) is not None:
+            checkpointing.start_average(gan)
         print(f"Generator and discriminator start from {source}.", flush=True)
     if start_step % train_config.steps_per_epoch:
         raise checkpointing.CheckpointMismatchError(

@@ -1,0 +1,94 @@
+"""The generation metrics a run logged while it trained, for several runs side by side.
+
+Reads the `generation/*` scalars that `--metrics_every_steps` writes to each workdir's
+TensorBoard logs (tf3dgan.generation_callbacks), prints one table per metric (a row per
+step, a column per run; the last table is the stray-voxel share) and, with --plot,
+draws every metric against the step, one line per run.
+
+    python bench/generation_curves.py runs/chairs_old runs/chairs_new --plot docs/images/curves.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+METRICS = (("mmd_iou", "MMD (IoU distance), lower is better"),
+           ("cov_iou", "COV (IoU), higher is better"),
+           ("1nna_iou", "1-NNA (IoU), 50% is ideal"),
+           ("jsd", "JSD (occupancy), lower is better"),
+           ("stray_voxels", "stray voxels (share outside the largest piece)"))
+
+
+def read_curves(workdir: Path) -> dict[str, dict[int, float]]:
+    """{metric: {step: value}} of the run's generation/* scalars (the last write of a step wins)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    curves: dict[str, dict[int, float]] = {}
+    for events in sorted((workdir / "logs").glob("events.out.tfevents.*")):
+        accumulator = EventAccumulator(str(events), size_guidance={"tensors": 0, "scalars": 0})
+        accumulator.Reload()
+        tags = accumulator.Tags()
+        for tag in tags.get("tensors", []):
+            if tag.startswith("generation/"):
+                import tensorflow as tf
+
+                for event in accumulator.Tensors(tag):
+                    curves.setdefault(tag.split("/", 1)[1], {})[event.step] = float(
+                        tf.make_ndarray(event.tensor_proto))
+        for tag in tags.get("scalars", []):
+            if tag.startswith("generation/"):
+                for event in accumulator.Scalars(tag):
+                    curves.setdefault(tag.split("/", 1)[1], {})[event.step] = float(event.value)
+    return curves
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("workdirs", nargs="+", type=Path)
+    parser.add_argument("--names", default="", help="comma-separated run names (default: folder names)")
+    parser.add_argument("--plot", type=Path, default=None, help="write the curves to this PNG")
+    args = parser.parse_args(argv)
+    names = [n for n in args.names.split(",") if n] or [w.name for w in args.workdirs]
+    if len(names) != len(args.workdirs):
+        parser.error(f"--names gives {len(names)} names for {len(args.workdirs)} workdirs")
+    missing = [str(w) for w in args.workdirs if not (w / "logs").is_dir()]
+    if missing:
+        parser.error(f"no logs/ folder in {', '.join(missing)}: pass training workdirs")
+    runs = {name: read_curves(workdir) for name, workdir in zip(names, args.workdirs)}
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        figure, axes = plt.subplots(1, len(METRICS), figsize=(4 * len(METRICS), 3.4))
+        for axis, (metric, title) in zip(axes, METRICS):
+            for name, curves in runs.items():
+                points = sorted(curves.get(metric, {}).items())
+                if points:
+                    axis.plot(*zip(*points), marker="o", label=name)
+            references = [c["reference_stray_voxels"] for c in runs.values() if "reference_stray_voxels" in c]
+            if metric == "stray_voxels" and references:
+                axis.axhline(next(iter(references[0].values())), color="gray", linestyle="--",
+                             label="reference shapes")
+            axis.set_title(title, fontsize=9)
+            axis.set_xlabel("step")
+        axes[0].legend(fontsize=8)
+        figure.tight_layout()
+        args.plot.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(args.plot, dpi=110)
+        print(f"Wrote {args.plot}")
+    for metric, title in METRICS:
+        steps = sorted({step for curves in runs.values() for step in curves.get(metric, {})})
+        print(f"\n{title}")
+        print("step    " + "  ".join(f"{name:>14}" for name in runs))
+        for step in steps:
+            cells = [runs[name].get(metric, {}).get(step) for name in runs]
+            print(f"{step:<8}" + "  ".join(f"{c:>14.4f}" if c is not None else f"{'-':>14}" for c in cells))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
