@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tf3dgan import atomic_files
+from tf3dgan import atomic_files, metrics
 from tf3dgan import mesh as mesh_lib
 from tf3dgan.data import binvox, render
 
@@ -188,16 +188,23 @@ def write_samples(source, seeds, directory: str | os.PathLike, options: ShapeOpt
     """
     folder = Path(directory)
     z, voxels = source.sample(seeds)
+    # Of the raw samples, before any clean-up: what the model itself makes.
+    stray = metrics.stray_voxel_shares(voxels, options.threshold)
     samples = []
-    for seed, latent, grid in zip(seeds, z, voxels):
+    for seed, latent, grid, share in zip(seeds, z, voxels, stray):
         record = write_shape(grid, folder, f"seed_{int(seed)}", options)
-        samples.append({"seed": int(seed), "z": latent, **record})
+        samples.append({"seed": int(seed), "z": latent,
+                        "stray_voxels": None if np.isnan(share) else float(share), **record})
     write_picture(voxels, folder / "samples.png", options,
                   columns=math.ceil(math.sqrt(len(voxels))), labels=[f"seed {int(s)}" for s in seeds])
     record = {"tool": "sample", "model": source.identity, "prior": source.prior,
               "seeds": [int(seed) for seed in seeds], "options": options.describe(),
               "grid_image": "samples.png", "samples": samples,
+              "stray_voxels": metrics.stray_voxel_fraction(voxels, options.threshold),
               "notes": {"npy": "occupancy probabilities G(z), untouched",
+                        "stray_voxels": "share of the raw sample's voxels above the threshold outside its "
+                                        "largest 26-connected component (mean over non-empty samples at "
+                                        "the top level)",
                         "binvox, mesh, png": "voxels > threshold after the optional clean-up"}}
     write_record(folder / "samples.json", record)
     return record

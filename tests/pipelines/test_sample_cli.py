@@ -13,7 +13,7 @@ from PIL import Image
 
 from pipelines import sample as sample_cli
 from tf3dgan import config as config_lib
-from tf3dgan import training
+from tf3dgan import metrics, training
 from tf3dgan.data import binvox
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,6 +67,9 @@ def test_every_file_is_written_and_recorded(trained, tmp_path):
         mesh = trimesh.load(f"{stem}.ply", force="mesh")
         assert len(mesh.faces) == sample["mesh"]["faces"] > 0
         assert Image.open(f"{stem}.png").size == (256, 256)
+        # Of the raw sample, not of the cleaned-up files (which keep one piece).
+        assert sample["stray_voxels"] == pytest.approx(metrics.stray_voxel_shares(probabilities[None])[0])
+    assert record["stray_voxels"] == pytest.approx(np.mean([s["stray_voxels"] for s in record["samples"]]))
     assert Image.open(out / "samples.png").size == (2 * 130 - 2, 128)
 
 
