@@ -153,6 +153,8 @@ class TrainConfig:
         r1_weight: 3D-GAN only: gamma of the R1 penalty gamma / 2 * ||grad_x D(x)||^2
             on real grids (Mescheder et al. 2018), added to D's loss; 0 (the paper)
             leaves it out.
+        r1_interval: Lazy R1: the penalty is computed every this many steps only,
+            weighted by it (Karras et al. 2020); 1 computes it at every step.
         diff_augment: 3D-GAN only: differentiable augmentations of every grid D sees
             in training, real and generated alike (DiffAugment, Zhao et al. 2020): a
             comma-separated subset of translate, flip, cutout; "" (the paper) for none.
@@ -206,6 +208,7 @@ class TrainConfig:
     generator_rotation_weight: float = 0.2
     ema_decay: float = 0.0
     r1_weight: float = 0.0
+    r1_interval: int = 1
     diff_augment: str = ""
     encoder_learning_rate: float = 1e-4
     kl_weight: float = 5.0
@@ -255,6 +258,9 @@ class TrainConfig:
         if self.r1_weight < 0:
             raise ValueError(f"r1_weight must be >= 0 (0 turns the penalty off), received "
                              f"r1_weight={self.r1_weight!r}.")
+        if self.r1_interval < 1:
+            raise ValueError(f"r1_interval must be >= 1 (1 penalizes every step), received "
+                             f"r1_interval={self.r1_interval!r}.")
         parse_diff_augment(self.diff_augment)
         _check_choice("adversarial_loss", self.adversarial_loss, ADVERSARIAL_LOSSES)
         _check_positive("gradient_penalty_weight", self.gradient_penalty_weight)
@@ -358,7 +364,7 @@ class ExperimentConfig:
         if self.model.rotation_head and self.model.model != "gan":
             raise ValueError(f"rotation_head is available for model='gan' only (received "
                              f"model={self.model.model!r}); pass --rotation_head false.")
-        gan_only = {name: getattr(self.train, name) for name in ("ema_decay", "r1_weight", "diff_augment")
+        gan_only = {name: getattr(self.train, name) for name in ("ema_decay", "r1_weight", "r1_interval", "diff_augment")
                     if getattr(self.train, name) != getattr(TrainConfig, name)}
         if gan_only and self.model.model != "gan":
             raise ValueError(

@@ -4,7 +4,8 @@ MODEL is "vae_gan" (the 3D-VAE-GAN), "spectral_gan" (the 3D-GAN with a spectrall
 normalized D), "wgan_gp" (the 3D-GAN with WGAN-GP's critic and gradient penalty) or
 "rotation_gan" (the 3D-GAN with D's rotation task, and feature matching, so that D
 makes four passes per step whose BatchNorm all-reduces must keep one order) or
-"stable_gan" (G's weight average, R1 and differentiable augmentation). Run by tests/distribute/test_mirrored_own_process.py in a fresh process: TensorFlow's
+"stable_gan" (G's weight average, R1 and differentiable augmentation) or "lazy_r1_gan"
+(R1 every second step). Run by tests/distribute/test_mirrored_own_process.py in a fresh process: TensorFlow's
 collective executor keeps each collective instance's shape for the life of the
 process, and a MirroredStrategy created after other ones (the 3D-GAN's tests)
 reuses their instance keys for tensors of other shapes ("Shape mismatch in the
@@ -41,6 +42,8 @@ GAN_VARIANTS = {
     # The small-data levers: G's weight average, R1 on real grids (a double backward
     # through D's synchronized BatchNorm) and augmentations drawn per global batch.
     "stable_gan": {"ema_decay": 0.9, "r1_weight": 1.0, "diff_augment": "translate,flip,cutout"},
+    # Lazy R1: the penalty inside a tf.cond whose branches both hold BatchNorm all-reduces.
+    "lazy_r1_gan": {"r1_weight": 1.0, "r1_interval": 2},
 }
 MODELS = ("vae_gan", *GAN_VARIANTS)
 

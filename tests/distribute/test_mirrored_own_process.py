@@ -27,7 +27,8 @@ NETWORKS = {"vae_gan": ("encoder", "generator", "discriminator"),
             "spectral_gan": ("generator", "discriminator"),
             "wgan_gp": ("generator", "discriminator"),
             "rotation_gan": ("generator", "discriminator"),
-            "stable_gan": ("generator", "discriminator")}  # and the (untrained) weight average
+            "stable_gan": ("generator", "discriminator"),  # and the (untrained) weight average
+            "lazy_r1_gan": ("generator", "discriminator")}
 
 
 @pytest.fixture(scope="module", params=sorted(NETWORKS))

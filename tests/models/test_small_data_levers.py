@@ -215,3 +215,19 @@ def test_augmentation_trains_d_on_augmented_grids_and_never_enters_sampling(tmp_
     served = loaded.signatures["serving_default"](z=z)["voxels"].numpy()
     np.testing.assert_allclose(served, gan.generator(z, training=False), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(served, loaded.signatures["serving_default"](z=z)["voxels"].numpy())
+
+
+def test_lazy_r1_weighs_the_penalty_by_its_interval_on_its_steps_only():
+    common = dict(discriminator_normalization="none", d_accuracy_threshold=1.0, mode_seeking_weight=0.0)
+    real = _real()
+    every, lazy = _gan(r1_weight=2.0, **common), _gan(r1_weight=2.0, r1_interval=3, **common)
+    plain = _gan(**common)
+    # Same weights and noise: the first step (step 0) penalizes, three times as much.
+    first = [_fit(model, real, 1)["d_loss"][0] for model in (plain, every, lazy)]
+    assert first[2] - first[0] == pytest.approx(3 * (first[1] - first[0]), rel=1e-3)
+    assert first[1] > first[0]
+    # Step 1 is not a multiple of 3: D's loss is the plain one for the same weights.
+    plain.set_weights([w.numpy() for w in lazy.weights if "generator_ema" not in w.path])
+    assert _fit(lazy, real, 1)["d_loss"][0] == pytest.approx(_fit(plain, real, 1)["d_loss"][0], rel=1e-5)
+    with pytest.raises(ValueError, match=r"r1_interval must be >= 1"):
+        config_lib.SMOKE.replace(r1_interval=0)

@@ -123,6 +123,11 @@ class GAN3D(keras.Model):
             ||grad_x D(x)||^2 on the real grids D sees, added to D's loss; 0 (the
             paper) leaves it out. With BatchNorm in D the gradient of the batch's
             summed logits also carries the batch statistics' share.
+        r1_interval: Lazy R1 (Karras et al. 2020): the penalty is computed only on
+            steps that are multiples of this, weighted by it, so that its cost (a
+            second backward pass through D) is paid once every r1_interval steps
+            (on one device; a mirrored strategy computes it at every step and
+            keeps it on those steps, see `_logits_and_r1_term`).
         diff_augment: Differentiable augmentations applied to every grid D sees in
             training, real and generated alike (`differentiable_augmentation`):
             a tuple or comma-separated string of "translate", "flip", "cutout";
@@ -139,7 +144,7 @@ class GAN3D(keras.Model):
     def __init__(self, generator, discriminator, prior="uniform", d_accuracy_threshold=0.8,
                  mode_seeking_weight=0.0, feature_matching_weight=0.0,
                  adversarial_loss="non_saturating", gradient_penalty_weight=10.0, rotation_weight=1.0,
-                 generator_rotation_weight=0.2, ema_decay=0.0, r1_weight=0.0, diff_augment=(),
+                 generator_rotation_weight=0.2, ema_decay=0.0, r1_weight=0.0, r1_interval=1, diff_augment=(),
                  seed=0, **kwargs):
         super().__init__(**kwargs)
         if generator.resolution != discriminator.resolution:
@@ -196,6 +201,10 @@ class GAN3D(keras.Model):
         self.r1_weight = float(r1_weight)
         if self.r1_weight < 0:
             raise ValueError(f"r1_weight must be >= 0 (0 turns the penalty off), received {r1_weight!r}.")
+        if isinstance(r1_interval, bool) or not isinstance(r1_interval, int) or r1_interval < 1:
+            raise ValueError(f"r1_interval must be a positive integer (1 penalizes every step), received "
+                             f"{r1_interval!r}.")
+        self.r1_interval = r1_interval
         if isinstance(diff_augment, str):
             diff_augment = differentiable_augmentation.parse_operations(diff_augment)
         self.diff_augment = differentiable_augmentation.parse_operations(",".join(diff_augment))
@@ -294,9 +303,9 @@ class GAN3D(keras.Model):
         seen_real = self._augment(real, 0, step)
         seen_fake = self._augment(fake, 1, step)
         with tf.GradientTape() as tape:
-            r1_penalty = None
+            r1_term = None
             if self.r1_weight > 0:
-                real_logits, r1_penalty = self._logits_and_r1_penalty(seen_real)
+                real_logits, r1_term = self._logits_and_r1_term(seen_real, step)
             else:
                 real_logits = self.discriminator(seen_real, training=True)
             fake_logits = self.discriminator(seen_fake, training=True)
@@ -305,8 +314,8 @@ class GAN3D(keras.Model):
                                + self.gradient_penalty_weight * self._gradient_penalty(real, fake, step))
             else:
                 per_example = losses.discriminator_loss(real_logits, fake_logits)
-            if r1_penalty is not None:
-                per_example += 0.5 * self.r1_weight * r1_penalty
+            if r1_term is not None:
+                per_example += r1_term
             rotation_correct = None
             if self.discriminator.rotation_head:
                 rotation_loss, rotation_correct = self._rotation_task(real, step, after=fake_logits)
@@ -354,6 +363,34 @@ class GAN3D(keras.Model):
         seed = tf.stack([tf.constant(self.seed + 1, tf.int64), self.step_counter * 4 + stream])
         return differentiable_augmentation.augment(
             grids, self.diff_augment, seed, step.replica_id * step.local_batch, step.global_batch)
+
+    def _logits_and_r1_term(self, real, step: ReplicaStep):
+        """D's logits on `real` and R1's term of D's loss per example, inside D's tape:
+        gamma / 2 * ||grad_x D(x)||^2, or with lazy R1 r1_interval times it on the steps
+        it is computed and 0 on the others."""
+        scale = 0.5 * self.r1_weight
+        if self.r1_interval == 1:
+            logits, penalty = self._logits_and_r1_penalty(real)
+            return logits, scale * penalty
+
+        penalize = tf.equal(self.step_counter % self.r1_interval, 0)
+
+        def with_penalty():
+            logits, penalty = self._logits_and_r1_penalty(real)
+            return logits, scale * self.r1_interval * penalty
+
+        if tf.distribute.has_strategy() and not isinstance(tf.distribute.get_strategy(),
+                                                           tf.distribute.OneDeviceStrategy):
+            # A mirrored strategy refuses BatchNorm's synchronized updates inside a
+            # tf.cond (they are merge_calls): the penalty is computed at every step
+            # and kept on its steps only. Same values, no saving (as `_apply_if`).
+            logits, term = with_penalty()
+            return logits, term * tf.cast(penalize, term.dtype)
+
+        def without_penalty():
+            return self.discriminator(real, training=True), tf.zeros([step.local_batch], tf.float32)
+
+        return tf.cond(penalize, with_penalty, without_penalty)
 
     def _logits_and_r1_penalty(self, real):
         """D's logits on `real` and R1's ||grad_x D(x)||^2 per example, inside D's tape."""
@@ -593,6 +630,7 @@ class GAN3D(keras.Model):
             "generator_rotation_weight": self.generator_rotation_weight,
             "ema_decay": self.ema_decay,
             "r1_weight": self.r1_weight,
+            "r1_interval": self.r1_interval,
             "diff_augment": ",".join(self.diff_augment),
             "seed": self.seed,
             "name": self.name,
@@ -660,6 +698,7 @@ def build_gan(model_config, train_config) -> GAN3D:
                 rotation_weight=train_config.rotation_weight,
                 generator_rotation_weight=train_config.generator_rotation_weight,
                 ema_decay=train_config.ema_decay, r1_weight=train_config.r1_weight,
+                r1_interval=train_config.r1_interval,
                 diff_augment=train_config.diff_augment,
                 seed=train_config.seed, name="gan3d")
     gan.compile(
