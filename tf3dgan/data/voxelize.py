@@ -2,7 +2,11 @@
 
 Meshes are read with trimesh; a file holding a scene of several geometries is flattened
 into one mesh with each geometry's scene transform applied. ModelNet's .off files whose
-counts are glued to the keyword (``OFF490 518 0`` on the first line) are repaired in memory.
+counts are glued to the keyword (``OFF490 518 0`` on the first line) are repaired in memory,
+and .off comments (``#`` to the end of a line) are removed before trimesh sees them: its
+comment stripping repeats the text before the first ``#`` when that spans lines, so a valid
+file with a comment below its counts line would not load. Any other valid .off (counts on
+the keyword's line, blank lines, extra spaces or tabs, CRLF) is passed on unchanged.
 
 Placement. The mesh is rotated so that its ``up_axis`` becomes our +z (the proper rotations
 of :data:`tf3dgan.data.binvox.UP_AXIS_ROTATIONS`, never a mirror), then scaled uniformly so
@@ -60,8 +64,12 @@ SAMPLE_SPACING = 0.125
 # Surface samples generated per batch: about 30 MB of temporaries.
 _POINTS_PER_BATCH = 1 << 18
 
-# "OFF" or "COFF" followed, on the same line, by the counts: ModelNet's broken header.
-_GLUED_OFF_HEADER = re.compile(rb"\A(\s*C?OFF)[ \t]*(?=[-+0-9])")
+# "OFF" or "COFF" with the counts glued to it, no whitespace between: ModelNet's broken
+# header. "OFF 8 6 0" (counts after a space, on the same line) is valid OFF and not matched.
+_GLUED_OFF_HEADER = re.compile(rb"\A(\s*C?OFF)(?=[-+0-9])")
+
+# An .off comment, from '#' to the end of its line (LF, CRLF or CR); the line end is kept.
+_OFF_COMMENT = re.compile(rb"#[^\r\n]*")
 
 
 class UnusableShapeError(ValueError):
@@ -204,16 +212,25 @@ def _describe(geometry: trimesh.Trimesh | trimesh.Scene) -> str:
 
 
 def repair_off_header(data: bytes) -> bytes:
-    """Move counts glued to the OFF keyword (``OFF490 518 0``, as in ModelNet) to their own line.
+    """Separate counts glued to the OFF keyword (``OFF490 518 0``, as in ModelNet) by a space.
+
+    Only that is repaired. Counts after whitespace on the keyword's line (``OFF 8 6 0``) are
+    valid OFF and left alone, and no line is added, so that the lines stay as in the file.
 
     Args:
         data: The bytes of an .off file.
 
     Returns:
-        The same bytes with a newline after the keyword when the counts follow it on the
-        first line; otherwise ``data`` unchanged.
+        ``OFF 490 518 0 ...`` for ``OFF490 518 0 ...`` (and ``COFF`` likewise); any other
+        ``data`` unchanged.
     """
-    return _GLUED_OFF_HEADER.sub(rb"\1\n", data, count=1)
+    return _GLUED_OFF_HEADER.sub(rb"\1 ", data, count=1)
+
+
+def _without_off_comments(data: bytes) -> bytes:
+    """The bytes of an .off file without its comments (each line end is kept)."""
+    # Why not let trimesh do it: see the module docstring.
+    return _OFF_COMMENT.sub(b"", data) if b"#" in data else data
 
 
 def _read_scene(file: str | BinaryIO, file_name: str, name: str,
@@ -234,8 +251,8 @@ def _read_scene(file: str | BinaryIO, file_name: str, name: str,
                     data = opened.read()
             else:
                 data = file.read()
-            return trimesh.load(io.BytesIO(repair_off_header(data)), file_type="off",
-                                force="scene")
+            data = repair_off_header(_without_off_comments(data))
+            return trimesh.load(io.BytesIO(data), file_type="off", force="scene")
         # A path lets trimesh resolve side files (.mtl, .bin, textures).
         return trimesh.load(file, file_type=extension, force="scene")
     except Exception as error:  # trimesh's loaders raise many types for a bad file
