@@ -15,6 +15,7 @@ import trimesh
 
 from tf3dgan import config as config_lib
 from tf3dgan.data import cache, pipeline, prepare, registry
+from tf3dgan.data.binvox import write_binvox
 from tf3dgan.data.voxelize import voxelize_mesh
 
 RESOLUTION = 16
@@ -103,6 +104,33 @@ def test_modelnet_zip_goes_through_prepare_and_the_cache_into_training(tmp_path)
         assert batch.shape == (4, 16, 16, 16) and batch.dtype.name == "float32"
         for grid in batch.numpy():
             assert any(np.array_equal(grid, cached) for cached in from_cache.voxels)
+
+
+def test_every_supported_format_is_read_from_inside_a_zip(tmp_path):
+    box = _box()
+    expected = voxelize_mesh(box, RESOLUTION)
+    folder = "ModelNet10/chair/train/"
+    members = {f"{folder}chair_{number}.{extension}": box.export(file_type=extension)
+               for number, extension in enumerate(("off", "obj", "stl", "ply", "glb"))}
+    # A .gltf keeps its geometry in .bin files beside it: they are read from the archive.
+    for name, data in trimesh.Scene(box).export(file_type="gltf").items():
+        members[folder + ("chair_5.gltf" if name == "model.gltf" else name)] = data
+    grid = io.BytesIO()
+    write_binvox(grid, expected, up_axis="z")
+    members[folder + "chair_6.binvox"] = grid.getvalue()
+    members["ModelNet10/chair/test/chair_7.obj"] = box.export(file_type="obj")
+    archive = _write_zip(tmp_path / "ModelNet10.zip", members)
+
+    result = prepare.prepare_cache(archive, tmp_path / "cache", RESOLUTION, workers=1,
+                                   progress=False)
+    assert result.manifest["dropped"] == []
+    assert result.manifest["counts"] == {"train": {"chair": 7}, "test": {"chair": 1}}
+    # The .gltf's buffers are side files, not shapes.
+    assert sorted(entry["file"] for entry in result.manifest["ignored"]) == sorted(
+        name for name in members if name.endswith(".bin"))
+    for split in ("train", "test"):
+        for voxels in cache.read_cache(result.output, split).voxels:
+            np.testing.assert_array_equal(voxels, expected)
 
 
 def test_raw_packing_reads_back_the_same_grids(tmp_path):

@@ -259,6 +259,17 @@ def test_mesh_formats_give_the_same_grid(tmp_path, extension):
     np.testing.assert_array_equal(voxelize_mesh(path, R), voxelize_mesh(mesh, R))
 
 
+@pytest.mark.parametrize("extension", ("off", "obj", "stl", "ply", "glb"))
+def test_a_file_object_named_like_an_archive_member_is_read(extension):
+    # The name of an archive member read into memory is not a path on disk; trimesh must not
+    # look for side files beside it ("path ... not a directory!").
+    mesh = trimesh.creation.box(extents=(1.0, 0.6, 0.4))
+    exported = mesh.export(file_type=extension)
+    data = io.BytesIO(exported.encode() if isinstance(exported, str) else exported)
+    data.name = f"/nowhere/ModelNet10.zip:ModelNet10/chair/train/chair_0001.{extension}"
+    np.testing.assert_array_equal(voxelize_mesh(data, R), voxelize_mesh(mesh, R))
+
+
 def test_glb_scene_geometries_are_concatenated_with_their_transforms(tmp_path):
     top, leg, transform = _two_boxes()
     scene = trimesh.Scene()
