@@ -51,6 +51,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--packing", default="bits", choices=("bits", "raw"),
                         help="Store grids bit-packed (R^3/8 bytes, default) or a byte per voxel.")
     parser.add_argument("--no_progress", action="store_true", help="Hide the progress bar.")
+    parser.add_argument("--allow_dropped", action="store_true",
+                        help="Complete the cache even if more than half of the shape files, or "
+                             "every file of a split, could not be used (default: stop with an "
+                             "error that names them).")
     return parser.parse_args(argv)
 
 
@@ -66,7 +70,8 @@ def main(argv=None) -> int:
         result = prepare.prepare_cache(
             args.input, args.output, args.resolution, layout=args.data, classes=classes,
             fill=args.fill, up_axis=args.up_axis, workers=args.workers,
-            shard_size=args.shard_size, packing=args.packing, progress=not args.no_progress)
+            shard_size=args.shard_size, packing=args.packing, progress=not args.no_progress,
+            allow_dropped=args.allow_dropped)
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -78,8 +83,11 @@ def main(argv=None) -> int:
     rate = f", {run['files_per_second']:.1f} files/s" if run["files_per_second"] else ""
     print(f"Read {result.files_read} files with {run['workers']} worker(s) in "
           f"{run['seconds']:.1f} s{rate}; {result.shards_skipped} shard(s) were already done.")
+    manifest_path = f"{result.output}/manifest.json"
     print(f"Dropped {len(manifest['dropped'])} file(s), ignored {len(manifest['ignored'])}: "
-          f"reasons in {result.output}/manifest.json")
+          f"reasons in {manifest_path}")
+    for line in prepare.dropped_report(manifest["dropped"], manifest_path):
+        print(f"  {line}")
     print(f"Train with: python -m pipelines.train --data cache --data_path {result.output} "
           f"--resolution {manifest['resolution']}")
     return 0

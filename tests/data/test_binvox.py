@@ -101,6 +101,30 @@ def test_round_trip_of_uniform_grids(tmp_path, fill_value):
     assert path.stat().st_size == len(HEADER_4.replace(b"4", b"32")) + 2 * 129
 
 
+# Headers as real files carry them. binvox's own reader skips a line from a word it does not
+# know, so comment lines and comments after a value are read past, as here.
+WILD_HEADERS = {
+    "comment_lines": b"#binvox 1\n# written by binvox 1.38\n# dim 8 8 8 was the old size\n"
+                     b"dim 4 4 4\ntranslate 0.5 -0.25 2\n#\nscale 0.75\ndata\n",
+    "trailing_comments": b"#binvox 1 # version\ndim 4 4 4 # depth width height\n"
+                         b"translate 0.5 -0.25 2# origin\nscale 0.75\t# side\ndata # runs follow\n",
+    "crlf": b"#binvox 1\r\ndim 4 4 4\r\ntranslate 0.5 -0.25 2\r\nscale 0.75\r\ndata\r\n",
+    "extra_whitespace": b"#binvox   1  \n\n  dim\t4  4 4 \n\ntranslate 0.5\t-0.25 2 \n"
+                        b"scale   0.75\ndata\n",
+    "many_and_long_comments": b"#binvox 1\n" + b"# a comment line\n" * 40
+                              + b"# " + b"long " * 600 + b"\ndim 4 4 4\ntranslate 0.5 -0.25 2\n"
+                              b"scale 0.75\ndata\n",
+}
+
+
+@pytest.mark.parametrize("header", WILD_HEADERS.values(), ids=WILD_HEADERS.keys())
+def test_headers_with_comments_whitespace_and_crlf_are_read(tmp_path, header):
+    grid = read_binvox(_write_bytes(tmp_path, header + RUNS_4), up_axis="z")
+    np.testing.assert_array_equal(grid.voxels, _grid_with(SET_VOXELS_BINVOX))
+    assert grid.dims == (4, 4, 4)
+    assert grid.translate == (0.5, -0.25, 2.0) and grid.scale == 0.75
+
+
 def test_reads_from_a_file_object():
     buffer = io.BytesIO()
     voxels = _grid_with(SET_VOXELS_BINVOX)
@@ -132,6 +156,9 @@ def test_up_axis_rotations_are_rotations_not_mirrors():
     (b"#binvox 2\ndim 4 4 4\ndata\n" + RUNS_4, "only version 1"),
     (b"#binvox 1\ndim 4 4 4\ntranslate 0 0 0\n", "ends before the 'data' line"),
     (b"#binvox 1\ndim 4 4 4\ncolour red\ndata\n" + RUNS_4, "unknown line"),
+    (b"#binvox 1\ndim 4 4 4 # 8 8 8\n# data\n" + RUNS_4, "unknown line"),
+    (b"#binvox # 1\ndim 4 4 4\ndata\n" + RUNS_4, "bad header: the first line"),
+    (b"#binvox 2 # merged\ndim 4 4 4\ndata\n" + RUNS_4, "format version '2'; only version 1"),
     (b"#binvox 1\ndim 4 4\ndata\n" + RUNS_4, "'dim 4 4' should be followed by 3 integers"),
     (b"#binvox 1\ndim 4 4 four\ndata\n" + RUNS_4, "should be followed by 3 integers"),
     (b"#binvox 1\ntranslate 0 0 0\nscale 1\ndata\n" + RUNS_4, "'dim D W H' line is missing"),

@@ -15,6 +15,7 @@ import trimesh
 
 from tf3dgan import config as config_lib
 from tf3dgan.data import cache, pipeline, prepare, registry
+from tf3dgan.data.binvox import write_binvox
 from tf3dgan.data.voxelize import voxelize_mesh
 
 RESOLUTION = 16
@@ -103,6 +104,33 @@ def test_modelnet_zip_goes_through_prepare_and_the_cache_into_training(tmp_path)
         assert batch.shape == (4, 16, 16, 16) and batch.dtype.name == "float32"
         for grid in batch.numpy():
             assert any(np.array_equal(grid, cached) for cached in from_cache.voxels)
+
+
+def test_every_supported_format_is_read_from_inside_a_zip(tmp_path):
+    box = _box()
+    expected = voxelize_mesh(box, RESOLUTION)
+    folder = "ModelNet10/chair/train/"
+    members = {f"{folder}chair_{number}.{extension}": box.export(file_type=extension)
+               for number, extension in enumerate(("off", "obj", "stl", "ply", "glb"))}
+    # A .gltf keeps its geometry in .bin files beside it: they are read from the archive.
+    for name, data in trimesh.Scene(box).export(file_type="gltf").items():
+        members[folder + ("chair_5.gltf" if name == "model.gltf" else name)] = data
+    grid = io.BytesIO()
+    write_binvox(grid, expected, up_axis="z")
+    members[folder + "chair_6.binvox"] = grid.getvalue()
+    members["ModelNet10/chair/test/chair_7.obj"] = box.export(file_type="obj")
+    archive = _write_zip(tmp_path / "ModelNet10.zip", members)
+
+    result = prepare.prepare_cache(archive, tmp_path / "cache", RESOLUTION, workers=1,
+                                   progress=False)
+    assert result.manifest["dropped"] == []
+    assert result.manifest["counts"] == {"train": {"chair": 7}, "test": {"chair": 1}}
+    # The .gltf's buffers are side files, not shapes.
+    assert sorted(entry["file"] for entry in result.manifest["ignored"]) == sorted(
+        name for name in members if name.endswith(".bin"))
+    for split in ("train", "test"):
+        for voxels in cache.read_cache(result.output, split).voxels:
+            np.testing.assert_array_equal(voxels, expected)
 
 
 def test_raw_packing_reads_back_the_same_grids(tmp_path):
@@ -233,6 +261,70 @@ def test_a_dataset_with_nothing_usable_stops_with_the_reasons(tmp_path):
         prepare.prepare_cache(archive, tmp_path / "cache", RESOLUTION, workers=1, progress=False)
     manifest = json.loads((tmp_path / "cache" / "manifest.json").read_text())
     assert not manifest["complete"] and len(manifest["dropped"]) == 2
+
+
+_POINTS_OFF = "OFF\n3 0 0\n0 0 0\n1 0 0\n0 1 0\n"
+
+
+def test_a_run_that_drops_more_than_half_stops_unless_allow_dropped(tmp_path):
+    members = {"ModelNet/box/train/box_0000.off": _off(_box()),
+               "ModelNet/box/test/box_0001.off": _off(_box(1.5))}
+    members.update({f"ModelNet/box/train/bad_{n}.off": _POINTS_OFF for n in range(3)})
+    archive = _write_zip(tmp_path / "ModelNet.zip", members)
+    output = tmp_path / "cache"
+    with pytest.raises(ValueError) as raised:
+        prepare.prepare_cache(archive, output, RESOLUTION, workers=1, progress=False)
+    message = str(raised.value)
+    assert message.startswith(
+        f"Too much of {str(archive)!r} could not be used: 3 of its 5 shape files were dropped, "
+        "more than half. The dropped files:\n"
+        "  ModelNet/box/train/bad_0.off: it has no triangle faces")
+    assert "\n  ModelNet/box/train/bad_2.off: it has no triangle faces" in message
+    assert message.endswith(
+        f"The cache {str(output)!r} is left incomplete. Fix or remove those files and prepare "
+        f"again (into a new --output, or after deleting {str(output)!r}), or run the same "
+        "command with --allow_dropped (allow_dropped=True) to accept the loss; the shards "
+        "already written are reused.")
+    manifest = json.loads((output / "manifest.json").read_text())
+    assert not manifest["complete"] and len(manifest["dropped"]) == 3
+    with pytest.raises(ValueError, match="is incomplete"):
+        registry.load_dataset(_data("cache", output), RESOLUTION)
+
+    accepted = prepare.prepare_cache(archive, output, RESOLUTION, workers=1, progress=False,
+                                     allow_dropped=True)
+    assert accepted.manifest["complete"] and accepted.files_read == 0
+    assert accepted.manifest["counts"] == {"train": {"box": 1}, "test": {"box": 1}}
+    assert len(registry.load_dataset(_data("cache", output), RESOLUTION).voxels) == 1
+
+
+def test_a_split_that_loses_every_file_stops_unless_allow_dropped(tmp_path):
+    members = {f"ModelNet/box/train/box_{n:04d}.off": _off(_box(1.0 + 0.25 * n))
+               for n in range(3)}
+    members["ModelNet/box/test/box_0100.off"] = _POINTS_OFF
+    archive = _write_zip(tmp_path / "ModelNet.zip", members)
+    with pytest.raises(ValueError, match=r"could not be used: its test split is empty: all 1 of "
+                                         r"its shape files were dropped\. The dropped files:\n"
+                                         r"  ModelNet/box/test/box_0100\.off: it has no "
+                                         r"triangle faces"):
+        prepare.prepare_cache(archive, tmp_path / "cache", RESOLUTION, workers=1, progress=False)
+    result = prepare.prepare_cache(archive, tmp_path / "cache", RESOLUTION, workers=1,
+                                   progress=False, allow_dropped=True)
+    assert result.manifest["complete"]
+    assert result.manifest["counts"] == {"train": {"box": 3}, "test": {"box": 0}}
+
+
+def test_the_dropped_report_names_the_first_files_and_counts_the_rest():
+    dropped = [{"file": f"chair/train/{n}.off", "reason": f"reason {n}"} for n in range(25)]
+    lines = prepare.dropped_report(dropped, "out/manifest.json")
+    assert len(lines) == prepare.DROPPED_SHOWN + 1 == 21
+    assert lines[0] == "chair/train/0.off: reason 0"
+    assert lines[19] == "chair/train/19.off: reason 19"
+    assert lines[20] == "... and 5 more, see out/manifest.json"
+    assert prepare.dropped_report(dropped[:20], "m.json") == [
+        f"chair/train/{n}.off: reason {n}" for n in range(20)]
+    assert prepare.dropped_report([], "m.json") == []
+    with pytest.raises(ValueError, match="limit must be an integer >= 0, got -1"):
+        prepare.dropped_report(dropped, "m.json", limit=-1)
 
 
 def test_a_layout_without_its_cache_says_how_to_prepare_it(tmp_path):

@@ -230,6 +230,23 @@ def test_modelnet_build_stops_when_no_mesh_of_a_split_is_usable(tmp_path):
         prepared.prepare("modelnet10/32", tmp_path / "data", manual_dir, workers=1)
 
 
+def test_modelnet_build_reads_every_mesh_format_of_the_archive(tmp_path):
+    manual_dir = tmp_path / "manual"
+    manual_dir.mkdir()
+    box = trimesh.creation.box(extents=(1.0, 0.6, 0.4))
+    with zipfile.ZipFile(manual_dir / "ModelNet10.zip", "w") as archive:
+        for number, extension in enumerate(("obj", "stl", "ply")):
+            archive.writestr(f"ModelNet10/chair/train/chair_000{number}.{extension}",
+                             box.export(file_type=extension))
+        archive.writestr("ModelNet10/chair/test/chair_0101.glb", box.export(file_type="glb"))
+    builder = prepared.prepare("modelnet10/32", tmp_path / "data", manual_dir, workers=1)
+    assert builder.info.metadata["skipped"] == []
+    assert {s: builder.info.splits[s].num_examples for s in ("train", "test")} == {
+        "train": 3, "test": 1}
+    for example in tfds.as_numpy(builder.as_dataset(split="train")):
+        np.testing.assert_array_equal(example["voxels"], voxelize_mesh(box, 32))
+
+
 def test_modelnet_builder_voxelizes_in_worker_processes(tmp_path):
     manual_dir = tmp_path / "manual"
     manual_dir.mkdir()

@@ -259,6 +259,17 @@ def test_mesh_formats_give_the_same_grid(tmp_path, extension):
     np.testing.assert_array_equal(voxelize_mesh(path, R), voxelize_mesh(mesh, R))
 
 
+@pytest.mark.parametrize("extension", ("off", "obj", "stl", "ply", "glb"))
+def test_a_file_object_named_like_an_archive_member_is_read(extension):
+    # The name of an archive member read into memory is not a path on disk; trimesh must not
+    # look for side files beside it ("path ... not a directory!").
+    mesh = trimesh.creation.box(extents=(1.0, 0.6, 0.4))
+    exported = mesh.export(file_type=extension)
+    data = io.BytesIO(exported.encode() if isinstance(exported, str) else exported)
+    data.name = f"/nowhere/ModelNet10.zip:ModelNet10/chair/train/chair_0001.{extension}"
+    np.testing.assert_array_equal(voxelize_mesh(data, R), voxelize_mesh(mesh, R))
+
+
 def test_glb_scene_geometries_are_concatenated_with_their_transforms(tmp_path):
     top, leg, transform = _two_boxes()
     scene = trimesh.Scene()
@@ -292,10 +303,12 @@ def test_modelnet_off_with_glued_header_is_read(tmp_path, torus):
 
 
 @pytest.mark.parametrize("data, repaired", [
-    (b"OFF490 518 0\n0 0 0\n", b"OFF\n490 518 0\n0 0 0\n"),
-    (b"OFF 8 12 0\n", b"OFF\n8 12 0\n"),
-    (b"COFF12 3 0\r\n", b"COFF\n12 3 0\r\n"),
-    (b"  OFF3 1 0\n", b"  OFF\n3 1 0\n"),
+    (b"OFF490 518 0\n0 0 0\n", b"OFF 490 518 0\n0 0 0\n"),
+    (b"COFF12 3 0\r\n", b"COFF 12 3 0\r\n"),
+    (b"  OFF3 1 0\n", b"  OFF 3 1 0\n"),
+    # Valid headers are left as they are.
+    (b"OFF 8 12 0\n", b"OFF 8 12 0\n"),
+    (b"OFF\t8 12 0\r\n", b"OFF\t8 12 0\r\n"),
     (b"OFF\n490 518 0\n", b"OFF\n490 518 0\n"),
     (b"OFF\r\n# comment\n8 12 0\n", b"OFF\r\n# comment\n8 12 0\n"),
 ])
@@ -303,6 +316,48 @@ def test_repair_off_header(data, repaired):
     # trimesh 5.2 reads glued headers itself, older trimesh 4 releases do not: the repair
     # keeps the reader independent of the version.
     assert repair_off_header(data) == repaired
+
+
+# A cube of 6 quads, as "OFF 8 6 0" files hold it; trimesh splits each quad into 2 triangles.
+_CUBE_VERTICES = ["0 0 0", "1 0 0", "1 1 0", "0 1 0", "0 0 1", "1 0 1", "1 1 1", "0 1 1"]
+_CUBE_FACES = ["4 0 3 2 1", "4 4 5 6 7", "4 0 1 5 4", "4 1 2 6 5", "4 2 3 7 6", "4 3 0 4 7"]
+_CUBE_BODY = "\n".join(_CUBE_VERTICES + _CUBE_FACES) + "\n"
+
+# Valid .off files as other tools write them, and ModelNet's broken header: each must load
+# to the same cube.
+WILD_OFF_FILES = {
+    "plain": "OFF\n8 6 0\n" + _CUBE_BODY,
+    "counts_on_the_header_line": "OFF 8 6 0\n" + _CUBE_BODY,
+    "counts_on_the_header_line_then_a_comment": "OFF 8 6 0\n# a cube\n" + _CUBE_BODY,
+    "comment_lines": "# made by hand\nOFF\n# counts:\n8 6 0\n# vertices\n"
+                     + "\n".join(_CUBE_VERTICES) + "\n# faces\n" + "\n".join(_CUBE_FACES) + "\n",
+    "trailing_comments": "OFF # keyword\n8 6 0 # vertices faces edges\n"
+                         + "".join(line + " # v\n" for line in _CUBE_VERTICES)
+                         + "\n".join(_CUBE_FACES) + "\n",
+    "blank_lines_and_spaces": "\n  OFF  \n\n   8   6   0  \n\n"
+                              + _CUBE_BODY.replace(" ", "   ").replace("\n", "  \n\n") + "\n\n",
+    "crlf": ("OFF\n8 6 0\n# a cube\n" + _CUBE_BODY).replace("\n", "\r\n"),
+    "tabs": "OFF\t8\t6\t0\n" + _CUBE_BODY.replace(" ", "\t"),
+    "modelnet_glued": "OFF8 6 0\n" + _CUBE_BODY,
+    "modelnet_glued_comment_crlf": ("OFF8 6 0\n# from ModelNet\n" + _CUBE_BODY
+                                    ).replace("\n", "\r\n"),
+}
+
+
+@pytest.mark.parametrize("text", WILD_OFF_FILES.values(), ids=WILD_OFF_FILES.keys())
+def test_off_variants_found_in_the_wild_load_to_the_same_mesh(tmp_path, text):
+    path = tmp_path / "cube.off"
+    path.write_bytes(text.encode())
+    reference = trimesh.Trimesh(
+        vertices=[[float(v) for v in line.split()] for line in _CUBE_VERTICES],
+        faces=trimesh.geometry.triangulate_quads(
+            [[int(i) for i in line.split()[1:]] for line in _CUBE_FACES]), process=False)
+    # From a path, and from a file object as an archive's members are read.
+    for source in (path, io.BytesIO(text.encode())):
+        mesh = load_mesh(source, file_type="off")
+        assert (len(mesh.vertices), len(mesh.faces)) == (8, 12)
+        np.testing.assert_array_equal(mesh.vertices, reference.vertices)
+        np.testing.assert_array_equal(mesh.faces, reference.faces)
 
 
 def test_load_mesh_keeps_the_file_name_for_later_errors(tmp_path):

@@ -31,7 +31,8 @@ def test_prepare_then_train_on_the_cache_with_augmentation(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert code == 0
     assert "train: 6 shapes (box 3, cone 3)" in printed
-    assert f"Dropped 1 file(s), ignored 0: reasons in {output}/manifest.json" in printed
+    assert (f"Dropped 1 file(s), ignored 0: reasons in {output}/manifest.json\n"
+            "  box/train/broken.off: trimesh could not read it as .off") in printed
     assert f"Train with: python -m pipelines.train --data cache --data_path {output}" in printed
     dropped = json.loads((output / "manifest.json").read_text())["dropped"]
     assert [entry["file"] for entry in dropped] == ["box/train/broken.off"]
@@ -55,6 +56,38 @@ def test_prepare_errors_exit_1_with_the_message(tmp_path, capsys):
     assert error.startswith("error: ")
     assert "the class folder(s) lamp hold no shape files" in error
     assert "--classes box,cone" in error
+
+
+def test_a_huge_drop_is_an_error_listing_the_first_files_unless_allow_dropped(tmp_path,
+                                                                              capsys):
+    archive = _modelnet_zip(tmp_path / "ModelNet.zip")
+    with zipfile.ZipFile(archive, "a") as opened:
+        for number in range(25):
+            opened.writestr(f"cone/train/points_{number:02d}.off",
+                            "OFF\n3 0 0\n0 0 0\n1 0 0\n0 1 0\n")
+    output = tmp_path / "voxels"
+    arguments = ["--input", str(archive), "--output", str(output), "--resolution", "16",
+                 "--workers", "1", "--no_progress"]
+    assert prepare_cli.main(arguments) == 1
+    captured = capsys.readouterr()
+    error = captured.err
+    assert error.startswith(f"error: Too much of {str(archive)!r} could not be used: 26 of its "
+                            "32 shape files were dropped, more than half. The dropped files:\n"
+                            "  box/train/broken.off: trimesh could not read it as .off")
+    named = [line for line in error.splitlines() if line.startswith("  ")]
+    assert len(named) == 21 and named[1].startswith("  cone/train/points_00.off: it has no "
+                                                    "triangle faces")
+    assert named[-1] == f"  ... and 6 more, see {output}/manifest.json"
+    assert "--allow_dropped" in error and "Train with" not in captured.out
+
+    assert prepare_cli.main(arguments + ["--allow_dropped"]) == 0
+    printed = capsys.readouterr().out
+    assert "train: 6 shapes (box 3, cone 3)" in printed
+    assert f"Dropped 26 file(s), ignored 0: reasons in {output}/manifest.json" in printed
+    named = [line for line in printed.splitlines() if line.startswith("  ")]
+    assert len(named) == 21 and named[0].startswith("  box/train/broken.off: ")
+    assert named[-1] == f"  ... and 6 more, see {output}/manifest.json"
+    assert f"Train with: python -m pipelines.train --data cache --data_path {output}" in printed
 
 
 def test_train_flags_include_the_augmentation_settings():

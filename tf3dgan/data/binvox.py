@@ -8,7 +8,13 @@ The format (https://www.patrickmin.com/binvox/binvox.html): an ASCII header ::
     scale s
     data
 
-then the voxels as run-length pairs of bytes ``(value, count)``: ``value`` is 0 or 1 and
+binvox's own reader (read_binvox.cc) reads the header word by word and skips the rest of a
+line that starts with a word it does not know, so ``#`` comment lines and a ``# ...`` after a
+value are read past; ours skips them too, takes words separated by any whitespace and lines
+that end in CRLF, but still refuses a line with an unknown keyword (a file that is not what
+its name says).
+
+Then come the voxels as run-length pairs of bytes ``(value, count)``: ``value`` is 0 or 1 and
 ``count`` is 1..255 voxels. The voxel at binvox coordinates ``(x, y, z)`` is number
 ``x * (W * H) + z * W + y`` in that sequence: y runs fastest, then z, then x. ``translate``
 and ``scale`` map the unit cube the grid fills back to the original mesh's coordinates:
@@ -47,7 +53,8 @@ UP_AXIS_ROTATIONS: dict[str, tuple[tuple[int, int, int], tuple[int, int, int]]] 
     "x": ((2, 1, 0), (-1, 1, 1)),   # (x, y, z) -> (-z, y, x): -90 degrees about y
 }
 
-_MAX_HEADER_LINES = 16
+# Comment lines count, so the limit only guards against reading a whole non-binvox file.
+_MAX_HEADER_LINES = 256
 _MAX_HEADER_LINE_BYTES = 1024
 _MAX_RUN = 255
 
@@ -221,31 +228,35 @@ def _read_header(file: BinaryIO, name: str
     """Read the header up to and including its 'data' line: (dims, translate, scale)."""
     first = file.readline(_MAX_HEADER_LINE_BYTES)
     words = first.split()
-    if len(words) != 2 or words[0] != b"#binvox":
+    # The first line itself starts with '#': only what follows "#binvox" can be a comment.
+    version = (_without_comment(first.lstrip()[len(b"#binvox"):]).split()
+               if words and words[0] == b"#binvox" else [])
+    if not version:
         raise ValueError(
             f"binvox file {name}: bad header: the first line is {first[:40]!r}; expected "
             "b'#binvox 1'. Is it a .binvox file?")
-    if words[1] != b"1":
+    if version != [b"1"]:
         raise ValueError(
-            f"binvox file {name}: format version {words[1].decode('ascii', 'replace')!r}; only "
-            "version 1 (0/1 voxels) is supported. Version 2 files come from binvox_merge; "
-            "re-run binvox on the mesh for a version 1 file.")
+            f"binvox file {name}: format version "
+            f"{b' '.join(version).decode('ascii', 'replace')!r}; only version 1 (0/1 voxels) is "
+            "supported. Version 2 files come from binvox_merge; re-run binvox on the mesh for a "
+            "version 1 file.")
 
     fields: dict[str, list[bytes]] = {}
     for _ in range(_MAX_HEADER_LINES):
-        line = file.readline(_MAX_HEADER_LINE_BYTES)
+        line = _header_line(file)
         if not line:
             raise ValueError(
                 f"binvox file {name}: bad header: the file ends before the 'data' line "
                 f"(header so far: {sorted(fields)}). The file is truncated.")
-        words = line.split()
+        words = _without_comment(line).split()
         keyword = words[0].decode("ascii", "replace") if words else ""
         if keyword == "data":
             break
         if keyword not in ("", "dim", "translate", "scale"):
             raise ValueError(
                 f"binvox file {name}: bad header: unknown line {line[:40]!r}; expected "
-                "'dim', 'translate', 'scale' or 'data'.")
+                "'dim', 'translate', 'scale', 'data' or a '#' comment.")
         if keyword in fields:
             raise ValueError(f"binvox file {name}: bad header: {keyword!r} appears twice.")
         if keyword:
@@ -269,6 +280,25 @@ def _read_header(file: BinaryIO, name: str
     scale = (_parse_numbers(fields["scale"], 1, float, "scale", name)[0]
              if "scale" in fields else 1.0)
     return dims, translate, scale
+
+
+def _header_line(file: BinaryIO) -> bytes:
+    """One header line, at most _MAX_HEADER_LINE_BYTES of it.
+
+    A line that is longer only because of its comment is read to its end, so that the rest
+    of the comment is not taken for the next line.
+    """
+    line = file.readline(_MAX_HEADER_LINE_BYTES)
+    if len(line) == _MAX_HEADER_LINE_BYTES and not line.endswith(b"\n") and b"#" in line:
+        rest = line
+        while rest and not rest.endswith(b"\n"):
+            rest = file.readline(_MAX_HEADER_LINE_BYTES)
+    return line
+
+
+def _without_comment(line: bytes) -> bytes:
+    """The line up to its '#', if any: binvox's readers skip the rest as a comment."""
+    return line.split(b"#", 1)[0]
 
 
 def _decode_runs(data: np.ndarray, dims: tuple[int, int, int], name: str) -> np.ndarray:

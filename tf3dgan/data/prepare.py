@@ -15,7 +15,11 @@ directory.
 Bad input. A file that cannot be read or voxelized (:class:`UnusableShapeError`, read
 errors) is dropped and recorded in the manifest with its reason; the run goes on. An empty
 class folder stops the run before any work, and so does a collection in which nothing at all
-is usable, after the work, with the reasons of the first failures in the message.
+is usable, after the work, with the reasons of the first failures in the message. A run that
+dropped more than half of its files, or every file of a split, also ends in an error and
+leaves the cache incomplete, unless ``allow_dropped`` (``--allow_dropped``) accepts the
+loss: a dataset that lost most of its shapes is usually a reader or a download gone wrong,
+not one to train on without being told.
 """
 
 from __future__ import annotations
@@ -42,6 +46,9 @@ from tf3dgan.data.voxelize import FILL_MODES
 logger = logging.getLogger(__name__)
 
 DEFAULT_SHARD_SIZE = 256
+
+# How many dropped files a report names; the manifest lists them all.
+DROPPED_SHOWN = 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,7 +89,8 @@ def prepare_cache(input_path: str | os.PathLike, output_dir: str | os.PathLike |
                   resolution: int = 32, *, layout: str | None = None,
                   classes: Sequence[str] = (), fill: str = "solid", up_axis: str | None = None,
                   workers: int | None = None, shard_size: int = DEFAULT_SHARD_SIZE,
-                  packing: str = "bits", progress: bool = True) -> PrepareResult:
+                  packing: str = "bits", progress: bool = True,
+                  allow_dropped: bool = False) -> PrepareResult:
     """Voxelize (or read) every shape of a collection into a cache directory, resumably.
 
     Args:
@@ -101,6 +109,8 @@ def prepare_cache(input_path: str | os.PathLike, output_dir: str | os.PathLike |
         shard_size: Shapes per shard (the unit of resuming).
         packing: "bits" (R^3 / 8 bytes per grid) or "raw" (a byte per voxel).
         progress: Show a progress bar on stderr (tqdm when installed).
+        allow_dropped: Complete the cache even when more than half of the shape files, or
+            every file of a split, were dropped (by default that is an error).
 
     Returns:
         A :class:`PrepareResult`.
@@ -109,7 +119,9 @@ def prepare_cache(input_path: str | os.PathLike, output_dir: str | os.PathLike |
         FileNotFoundError: if the input does not exist.
         ValueError: for bad arguments; an input that matches no layout; an unknown class; an
             empty class folder; an output that holds something else or a cache made with
-            other settings or files; or when no shape at all is usable.
+            other settings or files; when no shape at all is usable; or, unless
+            ``allow_dropped``, when more than half of the files or all of a split's files
+            were dropped (the message names them, and the cache stays incomplete).
         RuntimeError: if a worker process dies (the run can be resumed).
     """
     started = time.perf_counter()
@@ -183,6 +195,18 @@ def prepare_cache(input_path: str | os.PathLike, output_dir: str | os.PathLike |
             f"Nothing usable in {os.fspath(input_path)!r}: all {len(manifest['dropped'])} shape "
             f"files were dropped ({reasons}{'; ...' if len(manifest['dropped']) > 3 else ''}). "
             f"Every file and its reason is in {os.path.join(output, cache.MANIFEST_NAME)}.")
+    losses = _losses(manifest, found)
+    if losses and not allow_dropped:
+        manifest_path = os.path.join(output, cache.MANIFEST_NAME)
+        cache.write_json(manifest_path, manifest)
+        listed = "\n".join(f"  {line}" for line in dropped_report(manifest["dropped"],
+                                                                  manifest_path))
+        raise ValueError(
+            f"Too much of {os.fspath(input_path)!r} could not be used: {'; '.join(losses)}. "
+            f"The dropped files:\n{listed}\nThe cache {output!r} is left incomplete. Fix or "
+            f"remove those files and prepare again (into a new --output, or after deleting "
+            f"{output!r}), or run the same command with --allow_dropped (allow_dropped=True) "
+            "to accept the loss; the shards already written are reused.")
     manifest["complete"] = True
     cache.write_json(os.path.join(output, cache.MANIFEST_NAME), manifest)
     for split, per_class in manifest["counts"].items():
@@ -192,6 +216,45 @@ def prepare_cache(input_path: str | os.PathLike, output_dir: str | os.PathLike |
                                input_path, split, class_name, cache.MANIFEST_NAME)
     return PrepareResult(output, manifest, len(items), len(shards) - len(pending),
                          time.perf_counter() - started)
+
+
+def dropped_report(dropped: Sequence[dict], manifest_path: str,
+                   limit: int = DROPPED_SHOWN) -> list[str]:
+    """Lines that name dropped files with their reasons, bounded for huge drops.
+
+    Args:
+        dropped: The manifest's ``dropped`` entries (dicts with "file" and "reason").
+        manifest_path: The manifest that lists them all, named when some are left out.
+        limit: How many files to name (>= 0).
+
+    Returns:
+        ``"FILE: REASON"`` for each of the first ``limit`` entries, then
+        ``"... and N more, see MANIFEST_PATH"`` if there are more; no lines for none.
+
+    Raises:
+        ValueError: if ``limit`` is not an integer >= 0.
+    """
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise ValueError(f"limit must be an integer >= 0, got {limit!r}.")
+    lines = [f"{entry['file']}: {entry['reason']}" for entry in dropped[:limit]]
+    if len(dropped) > limit:
+        lines.append(f"... and {len(dropped) - limit} more, see {manifest_path}")
+    return lines
+
+
+def _losses(manifest: dict, found: dict) -> list[str]:
+    """What a run dropped that must be accepted with allow_dropped, in words; [] if nothing."""
+    total = sum(sum(per_class.values()) for per_class in found.values())
+    dropped = len(manifest["dropped"])
+    losses = []
+    if 2 * dropped > total:
+        losses.append(f"{dropped} of its {total} shape files were dropped, more than half")
+    for split, per_class in manifest["counts"].items():
+        in_split = sum(found[split].values())
+        if in_split and not sum(per_class.values()):
+            losses.append(f"its {split} split is empty: all {in_split} of its shape files "
+                          "were dropped")
+    return losses
 
 
 def _plan_shards(files: Sequence[layouts.ShapeFile], shard_size: int) -> list[_Shard]:

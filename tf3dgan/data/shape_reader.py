@@ -6,6 +6,10 @@ nearest-neighbour upsampling, or downsampling in which a voxel is occupied when 
 finer voxels it covers is (so thin parts survive; ShapeNet's 128^3 grids become 32^3 or
 64^3 this way). ``fill`` applies to meshes; a .binvox grid is taken as it is.
 
+A member of a .zip is read in memory, in every format a plain file can have; the side files
+a mesh refers to (an .obj's .mtl, a .gltf's .bin buffers) are read from beside it in the
+archive.
+
 This module is what the parallel workers of :mod:`tf3dgan.data.prepare` import: it must not
 import TensorFlow, so that each worker starts in about a second.
 """
@@ -14,9 +18,11 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import posixpath
 import zipfile
 
 import numpy as np
+import trimesh
 
 from tf3dgan.data.binvox import read_binvox, rotate_to_z_up
 from tf3dgan.data.matfile import read_mat_voxels
@@ -60,11 +66,13 @@ def read_shape(shape: ShapeFile, settings: ReadSettings) -> np.ndarray:
     """
     name = f"{shape.path}:{shape.member}" if shape.member else shape.path
     if shape.member:
-        data = io.BytesIO(_archive(shape.path).read(shape.member))
+        archive = _archive(shape.path)
+        data = io.BytesIO(archive.read(shape.member))
         data.name = name  # load_mesh names the file and takes the format from it
         source = data
+        resolver = _ArchiveResolver(archive, posixpath.dirname(shape.member))
     else:
-        source = shape.path
+        source, resolver = shape.path, None
     if shape.extension in ("mat", "npy"):
         grid = _read_grid_file(shape.extension, source, settings.up_axis)
         if grid.ndim != 3 or len(set(grid.shape)) != 1:
@@ -81,7 +89,8 @@ def read_shape(shape: ShapeFile, settings: ReadSettings) -> np.ndarray:
                 "failed on).")
         return fit_resolution(grid, settings.resolution, repr(name))
     return voxelize_mesh(source, settings.resolution, fill=settings.fill,
-                         up_axis=settings.up_axis, file_type=shape.extension or None)
+                         up_axis=settings.up_axis, file_type=shape.extension or None,
+                         resolver=resolver)
 
 
 def _read_grid_file(extension: str, source, up_axis: str) -> np.ndarray:
@@ -153,3 +162,33 @@ def _archive(path: str) -> zipfile.ZipFile:
     if archive is None:
         archive = _OPEN_ARCHIVES[path] = zipfile.ZipFile(path)
     return archive
+
+
+class _ArchiveResolver(trimesh.resolvers.Resolver):
+    """trimesh's access to the side files of an archive member, read from the same archive.
+
+    Names are taken relative to the member's folder inside the archive, as a
+    ``FilePathResolver`` takes them relative to a file's folder on disk.
+    """
+
+    def __init__(self, archive: zipfile.ZipFile, folder: str):
+        self.archive = archive
+        self.folder = folder.strip("/")
+
+    def get(self, name: str) -> bytes:
+        """The bytes of the member ``name`` (relative to the folder); KeyError if missing."""
+        if isinstance(name, bytes):
+            name = name.decode("utf-8")
+        return self.archive.read(posixpath.normpath(
+            posixpath.join(self.folder, name.replace("\\", "/"))))
+
+    def keys(self) -> list[str]:
+        prefix = f"{self.folder}/" if self.folder else ""
+        return [member[len(prefix):] for member in self.archive.namelist()
+                if member.startswith(prefix) and not member.endswith("/")]
+
+    def namespaced(self, namespace: str) -> "_ArchiveResolver":
+        return _ArchiveResolver(self.archive, posixpath.join(self.folder, namespace))
+
+    def write(self, name: str, data) -> None:
+        raise NotImplementedError(f"archive members are only read; cannot write {name!r}.")

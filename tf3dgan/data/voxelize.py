@@ -2,7 +2,11 @@
 
 Meshes are read with trimesh; a file holding a scene of several geometries is flattened
 into one mesh with each geometry's scene transform applied. ModelNet's .off files whose
-counts are glued to the keyword (``OFF490 518 0`` on the first line) are repaired in memory.
+counts are glued to the keyword (``OFF490 518 0`` on the first line) are repaired in memory,
+and .off comments (``#`` to the end of a line) are removed before trimesh sees them: its
+comment stripping repeats the text before the first ``#`` when that spans lines, so a valid
+file with a comment below its counts line would not load. Any other valid .off (counts on
+the keyword's line, blank lines, extra spaces or tabs, CRLF) is passed on unchanged.
 
 Placement. The mesh is rotated so that its ``up_axis`` becomes our +z (the proper rotations
 of :data:`tf3dgan.data.binvox.UP_AXIS_ROTATIONS`, never a mirror), then scaled uniformly so
@@ -60,8 +64,12 @@ SAMPLE_SPACING = 0.125
 # Surface samples generated per batch: about 30 MB of temporaries.
 _POINTS_PER_BATCH = 1 << 18
 
-# "OFF" or "COFF" followed, on the same line, by the counts: ModelNet's broken header.
-_GLUED_OFF_HEADER = re.compile(rb"\A(\s*C?OFF)[ \t]*(?=[-+0-9])")
+# "OFF" or "COFF" with the counts glued to it, no whitespace between: ModelNet's broken
+# header. "OFF 8 6 0" (counts after a space, on the same line) is valid OFF and not matched.
+_GLUED_OFF_HEADER = re.compile(rb"\A(\s*C?OFF)(?=[-+0-9])")
+
+# An .off comment, from '#' to the end of its line (LF, CRLF or CR); the line end is kept.
+_OFF_COMMENT = re.compile(rb"#[^\r\n]*")
 
 
 class UnusableShapeError(ValueError):
@@ -82,7 +90,8 @@ class UnusableShapeError(ValueError):
 
 
 def load_mesh(source: str | os.PathLike | BinaryIO | trimesh.Trimesh | trimesh.Scene, *,
-              file_type: str | None = None) -> trimesh.Trimesh:
+              file_type: str | None = None,
+              resolver: trimesh.resolvers.Resolver | None = None) -> trimesh.Trimesh:
     """Load a mesh file (or take a trimesh object) as one triangle mesh ready to voxelize.
 
     Args:
@@ -92,6 +101,11 @@ def load_mesh(source: str | os.PathLike | BinaryIO | trimesh.Trimesh | trimesh.S
             transform applied; point clouds and paths in them are ignored.
         file_type: The format ("off", "obj", ...) when it cannot be taken from the name's
             extension, e.g. for a file object without a ``name``.
+        resolver: Where the side files that the mesh refers to (an .obj's .mtl, a .gltf's
+            .bin buffers) are read from, e.g. beside an archive member inside its archive.
+            None: the mesh's folder for a path, and for a file object the folder of its
+            ``name`` if that is a folder, else nowhere (the mesh loads without them, or,
+            when its geometry is in them, is unusable).
 
     Returns:
         A ``trimesh.Trimesh`` with at least one face, finite vertices and positive area,
@@ -113,7 +127,7 @@ def load_mesh(source: str | os.PathLike | BinaryIO | trimesh.Trimesh | trimesh.S
         if not os.path.isfile(path):
             raise FileNotFoundError(f"Mesh file {path!r} does not exist.")
         name = repr(path)
-        scene = _read_scene(path, path, name, file_type)
+        scene = _read_scene(path, path, name, file_type, resolver)
     elif hasattr(source, "read"):
         file_name = getattr(source, "name", None)
         file_name = os.fsdecode(file_name) if isinstance(file_name, (str, bytes)) else None
@@ -122,7 +136,7 @@ def load_mesh(source: str | os.PathLike | BinaryIO | trimesh.Trimesh | trimesh.S
             raise ValueError(
                 f"Cannot tell the format of {name}: it has no name. Pass file_type=, "
                 "e.g. file_type='off'.")
-        scene = _read_scene(source, file_name or "", name, file_type)
+        scene = _read_scene(source, file_name or "", name, file_type, resolver)
     else:
         raise TypeError(
             f"source must be a path, a binary file object, a trimesh.Trimesh or a "
@@ -146,7 +160,8 @@ def load_mesh(source: str | os.PathLike | BinaryIO | trimesh.Trimesh | trimesh.S
 
 def voxelize_mesh(mesh_or_path: str | os.PathLike | BinaryIO | trimesh.Trimesh | trimesh.Scene,
                   resolution: int, *, fill: str = "solid", up_axis: str = "z",
-                  file_type: str | None = None) -> np.ndarray:
+                  file_type: str | None = None,
+                  resolver: trimesh.resolvers.Resolver | None = None) -> np.ndarray:
     """Voxelize a mesh into an occupancy grid in our convention.
 
     Args:
@@ -158,6 +173,7 @@ def voxelize_mesh(mesh_or_path: str | os.PathLike | BinaryIO | trimesh.Trimesh |
         up_axis: The mesh's up axis, rotated onto our z: "z" (ModelNet), "y" (ShapeNet,
             glTF/.glb) or "x".
         file_type: The file's format when its name does not tell, as in :func:`load_mesh`.
+        resolver: Where the mesh's side files are read from, as in :func:`load_mesh`.
 
     Returns:
         uint8 array [R, R, R] of 0/1, axes (x, y, z), z up: the mesh scaled so that its
@@ -177,7 +193,7 @@ def voxelize_mesh(mesh_or_path: str | os.PathLike | BinaryIO | trimesh.Trimesh |
             f"fill must be one of {FILL_MODES}, got {fill!r}; use 'solid' for filled shapes "
             "or 'surface' for hollow shells.")
     check_up_axis(up_axis)
-    mesh = load_mesh(mesh_or_path, file_type=file_type)
+    mesh = load_mesh(mesh_or_path, file_type=file_type, resolver=resolver)
     source = mesh.metadata["source"]
 
     triangles = _place(mesh.vertices[mesh.faces] @ _rotation(up_axis).T, resolution)
@@ -204,24 +220,40 @@ def _describe(geometry: trimesh.Trimesh | trimesh.Scene) -> str:
 
 
 def repair_off_header(data: bytes) -> bytes:
-    """Move counts glued to the OFF keyword (``OFF490 518 0``, as in ModelNet) to their own line.
+    """Separate counts glued to the OFF keyword (``OFF490 518 0``, as in ModelNet) by a space.
+
+    Only that is repaired. Counts after whitespace on the keyword's line (``OFF 8 6 0``) are
+    valid OFF and left alone, and no line is added, so that the lines stay as in the file.
 
     Args:
         data: The bytes of an .off file.
 
     Returns:
-        The same bytes with a newline after the keyword when the counts follow it on the
-        first line; otherwise ``data`` unchanged.
+        ``OFF 490 518 0 ...`` for ``OFF490 518 0 ...`` (and ``COFF`` likewise); any other
+        ``data`` unchanged.
     """
-    return _GLUED_OFF_HEADER.sub(rb"\1\n", data, count=1)
+    return _GLUED_OFF_HEADER.sub(rb"\1 ", data, count=1)
 
 
-def _read_scene(file: str | BinaryIO, file_name: str, name: str,
-                file_type: str | None) -> trimesh.Scene:
+def _without_off_comments(data: bytes) -> bytes:
+    """The bytes of an .off file without its comments (each line end is kept)."""
+    # Why not let trimesh do it: see the module docstring.
+    return _OFF_COMMENT.sub(b"", data) if b"#" in data else data
+
+
+def _read_scene(file: str | BinaryIO, file_name: str, name: str, file_type: str | None,
+                resolver: trimesh.resolvers.Resolver | None) -> trimesh.Scene:
     """Read a mesh file (a path or a file object) into a trimesh Scene.
 
     Raises UnusableShapeError, naming the file as ``name``, when trimesh cannot read it.
     """
+    if resolver is None and not isinstance(file, str):
+        # Left to itself, trimesh makes a resolver from a file object's name and raises "not
+        # a directory!" for any format but .off when the name is not a path on disk (the
+        # "ARCHIVE.zip:MEMBER" names of archive members).
+        folder = os.path.dirname(os.path.abspath(file_name)) if file_name else ""
+        resolver = (trimesh.resolvers.FilePathResolver(folder) if os.path.isdir(folder)
+                    else trimesh.resolvers.ZipResolver({}))  # an empty one: finds nothing
     extension = (file_type or trimesh.util.split_extension(file_name)).lower().lstrip(".")
     if extension not in trimesh.available_formats():
         raise UnusableShapeError(
@@ -234,10 +266,10 @@ def _read_scene(file: str | BinaryIO, file_name: str, name: str,
                     data = opened.read()
             else:
                 data = file.read()
-            return trimesh.load(io.BytesIO(repair_off_header(data)), file_type="off",
-                                force="scene")
-        # A path lets trimesh resolve side files (.mtl, .bin, textures).
-        return trimesh.load(file, file_type=extension, force="scene")
+            data = repair_off_header(_without_off_comments(data))
+            return trimesh.load(io.BytesIO(data), file_type="off", force="scene")
+        # Given a path and no resolver, trimesh reads side files (.mtl, .bin) beside it.
+        return trimesh.load(file, file_type=extension, force="scene", resolver=resolver)
     except Exception as error:  # trimesh's loaders raise many types for a bad file
         raise UnusableShapeError(
             name, f"trimesh could not read it as .{extension} (corrupt or truncated?): "
