@@ -2,8 +2,9 @@
 
 Reads the `generation/*` scalars that `--metrics_every_steps` writes to each workdir's
 TensorBoard logs (tf3dgan.generation_callbacks), prints one table per metric (a row per
-step, a column per run; the last table is the stray-voxel share) and, with --plot,
-draws every metric against the step, one line per run.
+step, a column per run; the last table is the stray-voxel share), each run's step of
+lowest MMD (IoU) (on held-out shapes when the run kept some: a checkpoint choice that never
+sees the test split), and with --plot every metric against the step, one line per run.
 
     python bench/generation_curves.py runs/chairs_old runs/chairs_new --plot docs/images/curves.png
 """
@@ -44,6 +45,19 @@ def read_curves(workdir: Path) -> dict[str, dict[int, float]]:
     return curves
 
 
+def best_step(curves: dict[str, dict[int, float]]) -> tuple[int, float] | None:
+    """(step, value) of the lowest logged MMD (IoU); the later step wins a tie.
+
+    With --holdout_fraction the curves are measured on held-out training shapes, so this
+    chooses a checkpoint without looking at the test split.
+    """
+    points = curves.get("mmd_iou", {})
+    if not points:
+        return None
+    step = min(points, key=lambda s: (points[s], -s))
+    return step, points[step]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("workdirs", nargs="+", type=Path)
@@ -80,6 +94,10 @@ def main(argv=None) -> int:
         args.plot.parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(args.plot, dpi=110)
         print(f"Wrote {args.plot}")
+    for name, curves in runs.items():
+        best = best_step(curves)
+        if best is not None:
+            print(f"{name}: lowest MMD (IoU) at step {best[0]} ({best[1]:.4f})")
     for metric, title in METRICS:
         steps = sorted({step for curves in runs.values() for step in curves.get(metric, {})})
         print(f"\n{title}")
