@@ -7,6 +7,8 @@ lowest MMD (IoU) (on held-out shapes when the run kept some: a checkpoint choice
 sees the test split), and with --plot every metric against the step, one line per run.
 
     python bench/generation_curves.py runs/chairs_old runs/chairs_new --plot docs/images/curves.png
+
+Run it from the project's root (it imports tf3dgan).
 """
 
 from __future__ import annotations
@@ -45,6 +47,44 @@ def read_curves(workdir: Path) -> dict[str, dict[int, float]]:
     return curves
 
 
+# Plotted: the shares (the plot's axis is in percent).
+PLOTTED = (("cov_iou", "COV (IoU), higher is better"),
+           ("1nna_iou", "1-NNA (IoU), 50% is ideal"),
+           ("stray_voxels", "stray voxels (the reference shapes: their own share)"))
+
+
+def plot_curves(runs: dict, path: Path) -> Path:
+    """One panel per PLOTTED metric, one line per run (plus the reference shapes' own
+    stray-voxel share as a run of its own), side by side in one PNG."""
+    import tempfile
+
+    from PIL import Image
+
+    from tf3dgan.recognition_plots import draw_curve
+
+    steps = sorted({step for curves in runs.values() for points in curves.values() for step in points})
+    panels = []
+    with tempfile.TemporaryDirectory() as folder:
+        for metric, title in PLOTTED:
+            series = {name: ([curves.get(metric, {}).get(step) for step in steps], [None] * len(steps))
+                      for name, curves in runs.items()}
+            references = [c["reference_stray_voxels"] for c in runs.values() if c.get("reference_stray_voxels")]
+            if metric == "stray_voxels" and references:
+                value = next(iter(references[0].values()))
+                series["reference shapes"] = ([value] * len(steps), [None] * len(steps))
+            panel = draw_curve([str(step) for step in steps], series, title, Path(folder) / f"{metric}.png",
+                               x_caption="training step", y_caption=metric, tick=0.05)
+            panels.append(Image.open(panel).convert("RGB"))
+        figure = Image.new("RGB", (sum(p.width for p in panels), max(p.height for p in panels)), "white")
+        x = 0
+        for panel in panels:
+            figure.paste(panel, (x, 0))
+            x += panel.width
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.save(path)
+    return path
+
+
 def best_step(curves: dict[str, dict[int, float]]) -> tuple[int, float] | None:
     """(step, value) of the lowest logged MMD (IoU); the later step wins a tie.
 
@@ -72,28 +112,7 @@ def main(argv=None) -> int:
         parser.error(f"no logs/ folder in {', '.join(missing)}: pass training workdirs")
     runs = {name: read_curves(workdir) for name, workdir in zip(names, args.workdirs)}
     if args.plot:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        figure, axes = plt.subplots(1, len(METRICS), figsize=(4 * len(METRICS), 3.4))
-        for axis, (metric, title) in zip(axes, METRICS):
-            for name, curves in runs.items():
-                points = sorted(curves.get(metric, {}).items())
-                if points:
-                    axis.plot(*zip(*points), marker="o", label=name)
-            references = [c["reference_stray_voxels"] for c in runs.values() if "reference_stray_voxels" in c]
-            if metric == "stray_voxels" and references:
-                axis.axhline(next(iter(references[0].values())), color="gray", linestyle="--",
-                             label="reference shapes")
-            axis.set_title(title, fontsize=9)
-            axis.set_xlabel("step")
-        axes[0].legend(fontsize=8)
-        figure.tight_layout()
-        args.plot.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(args.plot, dpi=110)
-        print(f"Wrote {args.plot}")
+        print(f"Wrote {plot_curves(runs, args.plot)}")
     for name, curves in runs.items():
         best = best_step(curves)
         if best is not None:
