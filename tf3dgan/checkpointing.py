@@ -430,13 +430,14 @@ def record_start(workdir: Path, config: ExperimentConfig, step: int, resumed: bo
             notes.append(f"Resuming at step {step} with other settings than the run's previous start: "
                          f"{differences}. {path} keeps the run's first settings; {history} records "
                          "every start's.")
+    # In this order (not sorted), so that each line starts with its step.
     entry = {"step": int(step),
              "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
              "config": current}
     # A line cut short by a crash must not swallow this one.
     torn = history.exists() and history.stat().st_size and not history.read_bytes().endswith(b"\n")
     with open(history, "a", encoding="utf-8") as handle:
-        handle.write(("\n" if torn else "") + json.dumps(entry, sort_keys=True) + "\n")
+        handle.write(("\n" if torn else "") + json.dumps(entry) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
     return " ".join(notes) or None
