@@ -54,11 +54,12 @@ def main(argv=None) -> int:
     # Imported here so that --help and flag errors do not wait for TensorFlow.
     from tf3dgan import training
     from tf3dgan.callbacks import TrainingDivergedError
-    from tf3dgan.checkpointing import CheckpointMismatchError
+    from tf3dgan.checkpointing import CheckpointMismatchError, CheckpointUnreadableError
 
     try:
         result = training.train(config, args.workdir)
-    except (ValueError, FileNotFoundError, CheckpointMismatchError, TrainingDivergedError) as error:
+    except (ValueError, FileNotFoundError, CheckpointMismatchError, CheckpointUnreadableError,
+            TrainingDivergedError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"Trained {result.step} steps in {result.seconds:.0f} s.", flush=True)

@@ -271,3 +271,119 @@ def test_real_shapes_from_an_npz(tmp_path, modelnet10_32_path):
                                  classes="chair", train_steps=2),
         tmp_path, verbose=0)
     assert result.step == 2
+
+
+def _trained_segments(result):
+    # Epochs this call trained (a resumed run trains only the epochs after its checkpoint).
+    return len(next(iter(result.history.values()))) if result.history else 0
+
+
+@pytest.mark.parametrize("damage", ["missing", "garbage", "empty"])
+def test_a_lost_checkpoint_state_file_resumes_from_the_checkpoint_files(tmp_path, capsys, damage):
+    _train(tmp_path, train_steps=4)
+    before = _checkpoint_values(tmp_path / "checkpoints" / "ckpt-4")
+    state = tmp_path / "checkpoints" / "checkpoint"
+    if damage == "missing":
+        state.unlink()
+    else:
+        state.write_text("" if damage == "empty" else "\x00\x17 not a checkpoint state {{")
+    capsys.readouterr()
+    result = _train(tmp_path, train_steps=6)
+    out = capsys.readouterr().out
+    assert f"{state} is {'missing' if damage == 'missing' else 'unreadable'}" in out
+    assert "ckpt-2, ckpt-4" in out and "the newest that reads is resumed" in out
+    assert f"Resuming from {tmp_path / 'checkpoints' / 'ckpt-4'} at step 4." in out
+    assert result.step == 6 and _trained_segments(result) == 1
+    after = _checkpoint_values(tmp_path / "checkpoints" / "ckpt-4")
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+    # The state file lists every checkpoint again, so the manager keeps and sweeps them.
+    assert tf.train.get_checkpoint_state(str(tmp_path / "checkpoints")).all_model_checkpoint_paths == [
+        str(tmp_path / "checkpoints" / f"ckpt-{step}") for step in (2, 4, 6)]
+
+
+def test_a_garbage_checkpoint_index_falls_back_to_the_previous_checkpoint(tmp_path, capsys):
+    _train(tmp_path, train_steps=4)
+    (tmp_path / "checkpoints" / "ckpt-4.index").write_bytes(b"garbage" * 20)
+    capsys.readouterr()
+    result = _train(tmp_path, train_steps=6)
+    assert f"Resuming from {tmp_path / 'checkpoints' / 'ckpt-2'} at step 2." in capsys.readouterr().out
+    assert result.step == 6 and _trained_segments(result) == 2
+
+
+def test_a_workdir_whose_checkpoints_all_are_unreadable_is_refused_by_the_command_line(tmp_path, capsys):
+    from pipelines import train as train_cli
+
+    _train(tmp_path, train_steps=4)
+    (tmp_path / "checkpoints" / "checkpoint").unlink()
+    for index in (tmp_path / "checkpoints").glob("ckpt-*.index"):
+        index.write_bytes(b"garbage" * 20)
+    damaged = {path.name: path.read_bytes() for path in (tmp_path / "checkpoints").iterdir()
+               if path.name != "checkpoint"}
+    capsys.readouterr()
+    code = train_cli.main(["--preset", "smoke", "--workdir", str(tmp_path), "--train_steps", "6"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"error: No checkpoint in {tmp_path / 'checkpoints'} could be read:" in err
+    assert "ckpt-4: not an sstable (bad magic number)" in err and "ckpt-2: not an sstable" in err
+    assert "Traceback" not in err
+    assert "move the folder away to start the run over" in err
+    # Nothing was started over on top of them.
+    assert {path.name: path.read_bytes() for path in (tmp_path / "checkpoints").iterdir()
+            if path.name != "checkpoint"} == damaged
+
+
+def test_resuming_with_other_settings_keeps_the_first_config_and_records_each_start(tmp_path, capsys):
+    from tf3dgan import checkpointing
+
+    _train(tmp_path, train_steps=2)
+    first = (tmp_path / "config.json").read_text()
+    capsys.readouterr()
+    _train(tmp_path, train_steps=4, batch_size=2, ema_decay=0.9)
+    out = capsys.readouterr().out
+    assert ("Resuming at step 2 with other settings than the run's previous start: batch_size=2 "
+            "(was 4), ema_decay=0.9 (was 0.0), train_steps=4 (was 2).") in out
+    assert (tmp_path / "config.json").read_text() == first
+    _train(tmp_path, train_steps=6, batch_size=2, ema_decay=0.9)
+    lines = [json.loads(line) for line in (tmp_path / "config_history.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == [0, 2, 4]
+    assert [line["config"]["train"]["batch_size"] for line in lines] == [4, 2, 2]
+    assert json.loads(first) == lines[0]["config"]
+    # Used after training, the run is rebuilt as its latest start trained it (with the average).
+    config = config_lib.ExperimentConfig.from_dict(json.loads(first))
+    model, restored = checkpointing.restore_run(config, tmp_path / "checkpoints")
+    assert restored.endswith("ckpt-6") and model.generator_ema is not None
+
+
+def test_a_start_that_failed_before_its_first_checkpoint_does_not_claim_the_workdir(tmp_path, capsys):
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        _train(tmp_path, batch_size=1000)
+    assert not (tmp_path / "config.json").exists()
+    # A start that fails during its first epoch leaves its config.json, but no checkpoint.
+    with pytest.raises(TrainingDivergedError):
+        _train(tmp_path, generator_learning_rate=float("inf"), discriminator_learning_rate=float("inf"))
+    assert (tmp_path / "config.json").exists() and not list(tmp_path.glob("checkpoints/ckpt-*"))
+    capsys.readouterr()
+    assert _train(tmp_path, base_filters=8, train_steps=2).step == 2
+    assert (f"{tmp_path / 'config.json'} was left by a start that wrote no checkpoint; this run's "
+            "settings replace it.") in capsys.readouterr().out
+    assert json.loads((tmp_path / "config.json").read_text())["model"]["base_filters"] == 8
+
+
+def test_stale_staging_of_an_interrupted_run_is_removed_at_the_next_start(tmp_path, capsys):
+    _train(tmp_path, train_steps=2)
+    # What a run killed while saving or exporting leaves (TensorFlow's and export.py's names).
+    checkpoints, exports = tmp_path / "checkpoints", tmp_path / "export"
+    (checkpoints / "ckpt-4_temp").mkdir()
+    (checkpoints / "ckpt-4_temp" / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"x")
+    (checkpoints / "checkpoint.tmp0123456789abcdef").write_text("partial")
+    (exports / ".export-4-k2j3h4").mkdir()
+    (exports / ".export-4-k2j3h4" / "model").mkdir()
+    kept = sorted(path.name for path in checkpoints.iterdir() if "tmp" not in path.name
+                  and "temp" not in path.name)
+    capsys.readouterr()
+    _train(tmp_path, train_steps=2)  # nothing left to train: only the start-up runs
+    out = capsys.readouterr().out
+    assert (f"Removed what an interrupted run left: {checkpoints / 'checkpoint.tmp0123456789abcdef'}, "
+            f"{checkpoints / 'ckpt-4_temp'}, {exports / '.export-4-k2j3h4'}.") in out
+    assert sorted(path.name for path in checkpoints.iterdir()) == kept
+    assert sorted(path.name for path in exports.iterdir()) == ["2"]

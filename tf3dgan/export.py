@@ -15,8 +15,9 @@ The version is first written to a hidden staging directory inside
 into place only when complete, so a server polling the base path never loads
 half a model, and an export that fails leaves no version directory behind. An
 existing version is never overwritten. A process killed mid-export can leave a
-`.export-<version>-*` staging directory, which servers ignore and which may be
-deleted.
+`.export-<version>-*` staging directory, which servers ignore and
+`remove_stale_staging` deletes (a training run does, for its own export/, as it
+starts).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ MODEL_CARD_FILE = "model_card.json"
 WARMUP_FILE = "tf_serving_warmup_requests"
 REQUIRED_CARD_FIELDS = ("preset", "steps_trained", "data")
 MAX_VERSION = 2**63 - 1  # TF Serving versions are int64
+STAGING_PREFIX = ".export-"  # + "<version>-<random>": not an integer, so servers skip it
 PRIOR_DESCRIPTIONS = {"uniform": "Uniform(0, 1)", "normal": f"Normal(0, {priors.NORMAL_STDDEV})",
                       "standard_normal": "Normal(0, 1)"}
 
@@ -312,12 +314,30 @@ def _fsync_tree(directory: Path) -> None:
         _fsync_directory(root)
 
 
+def remove_stale_staging(model_base_path: str | os.PathLike) -> list[Path]:
+    """Removes the staging directories that interrupted exports left; returns what was removed.
+
+    Args:
+        model_base_path: The model base path; call it only while nothing exports into it
+            (an export in progress stages there too).
+
+    Returns:
+        The removed directories, sorted.
+    """
+    base = Path(model_base_path)
+    stale = sorted(path for path in base.glob(f"{STAGING_PREFIX}*")
+                   if path.is_dir() and not path.is_symlink()) if base.is_dir() else []
+    for path in stale:
+        shutil.rmtree(path)
+    return stale
+
+
 def _write_atomically(model_base_path, version: int, write: Callable[[Path], None]) -> Path:
     """Runs `write(directory)` in a hidden staging directory, then renames it to the version."""
     target = check_destination(model_base_path, version)
     base = target.parent
     base.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".export-{version}-", dir=base))
+    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{version}-", dir=base))
     try:
         written = staging / "model"
         write(written)

@@ -5,7 +5,10 @@
 else: strategies, checkpoints, resuming, callbacks and the export.
 
 What a run leaves in its workdir:
-    config.json           the experiment config (a resumed run must match its model)
+    config.json           the experiment config the run started with (a resumed run must
+                          match its model)
+    config_history.jsonl  one line per start of the run: the step it started at and its
+                          settings (a resumed run may change those of training and data)
     heldout.npz           (with holdout_fraction) the training grids kept away from the GAN,
                           on which tf3dgan.evaluate --select_checkpoint chooses a checkpoint
     pairs.npz             (vae_gan, from a dataset) the rendered (image, shape) pairs, so
@@ -79,6 +82,7 @@ def train(config: ExperimentConfig, workdir: str | Path, *, strategy=None,
 
     Raises:
         CheckpointMismatchError: the workdir holds another architecture.
+        CheckpointUnreadableError: the workdir holds checkpoints, but none can be read.
         TrainingDivergedError: a loss or weight became NaN/inf (nothing saved).
         ValueError, FileNotFoundError: bad config or data.
     """
@@ -92,6 +96,11 @@ def train(config: ExperimentConfig, workdir: str | Path, *, strategy=None,
         strategy = distribute.make_strategy(train_config.strategy)
     keras.config.set_dtype_policy(train_config.precision)
     chief = distribute.is_chief(strategy)
+    if chief:
+        removed = (checkpointing.remove_stale_staging(workdir / "checkpoints")
+                   + export.remove_stale_staging(workdir / "export"))
+        if removed:
+            print(f"Removed what an interrupted run left: {', '.join(map(str, removed))}.", flush=True)
     replicas = strategy.num_replicas_in_sync
     if train_config.mode_seeking_weight > 0 and train_config.batch_size % (2 * replicas):
         raise ValueError(
@@ -112,6 +121,10 @@ def train(config: ExperimentConfig, workdir: str | Path, *, strategy=None,
     # Non-chief workers of a multi-worker run must join every save (it is a
     # collective), but into a scratch directory.
     checkpoint_dir = workdir / "checkpoints" if chief else workdir / f"worker_scratch_{strategy.cluster_resolver.task_id}"
+    if chief:
+        repaired = checkpointing.repair_state(checkpoint_dir)
+        if repaired:
+            print(repaired, flush=True)
     manager = tf.train.CheckpointManager(checkpoint, str(checkpoint_dir),
                                          max_to_keep=train_config.keep_checkpoints)
     restored = checkpointing.restore_latest(manager, checkpoint, gan)
@@ -136,8 +149,6 @@ def train(config: ExperimentConfig, workdir: str | Path, *, strategy=None,
             f"The checkpoint is at step {start_step}, which is not a multiple of "
             f"steps_per_epoch={train_config.steps_per_epoch}; resume with the steps_per_epoch "
             "the run was started with.")
-    if chief:
-        checkpointing.write_config(workdir, config)
 
     writer = tf.summary.create_file_writer(str(workdir / "logs")) if chief else None
     sample_images = tf3dgan_callbacks.SampleImages(
@@ -157,8 +168,15 @@ def train(config: ExperimentConfig, workdir: str | Path, *, strategy=None,
     callbacks += list(extra_callbacks)
 
     history = {}
-    if start_step < train_config.train_steps:
-        dataset = _training_dataset(config, dataset_info, pairs, start_step)
+    dataset = (_training_dataset(config, dataset_info, pairs, start_step)
+               if start_step < train_config.train_steps else None)
+    if chief:
+        # Only now: a start that failed before this point has no settings to record, and
+        # its config.json would claim the workdir for a run that never trained.
+        note = checkpointing.record_start(workdir, config, start_step, resumed=restored is not None)
+        if note:
+            print(note, flush=True)
+    if dataset is not None:
         fit_history = gan.fit(
             dataset,
             epochs=train_config.train_steps // train_config.steps_per_epoch,
