@@ -78,7 +78,7 @@ def test_bad_values_are_named_in_the_error(overrides, message):
 
 
 def test_unknown_preset():
-    with pytest.raises(ValueError, match=r"Unknown preset 'paper'. Expected one of cpu32, cpu32_recognition, cpu32_vae, paper64, paper64_vae, smoke, smoke_vae"):
+    with pytest.raises(ValueError, match=r"Unknown preset 'paper'. Expected one of cpu32, cpu32_chairs, cpu32_recognition, cpu32_vae, paper64, paper64_vae, smoke, smoke_vae"):
         config_lib.get_preset("paper")
 
 

@@ -37,7 +37,7 @@ def test_flags_override_the_preset():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--preset", "huge"], "error: Unknown preset 'huge'. Expected one of cpu32, cpu32_recognition, cpu32_vae, paper64, paper64_vae, smoke, smoke_vae"),
+    (["--preset", "huge"], "error: Unknown preset 'huge'. Expected one of cpu32, cpu32_chairs, cpu32_recognition, cpu32_vae, paper64, paper64_vae, smoke, smoke_vae"),
     (["--strategy", "tpu"], "argument --strategy: invalid choice: 'tpu'"),
     (["--batch_size", "many"], "argument --batch_size: invalid int value: 'many'"),
     (["--train_steps", "150"], "train_steps=150 is not a multiple of steps_per_epoch=100"),
