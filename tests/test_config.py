@@ -103,12 +103,10 @@ def test_vae_presets_are_their_gan_presets_with_an_encoder():
     cpu = config_lib.get_preset("cpu32_vae")
     assert (cpu.model.model, cpu.model.prior, cpu.model.image_size) == ("vae_gan", "standard_normal", 64)
     assert (cpu.model.resolution, cpu.model.base_filters) == (32, 32)
-    # The CPU preset's reconstruction recipe (see its comment in config.py); the rest is cpu32's,
-    # but for G's weight average, which the 3D-VAE-GAN does not keep.
+    # The CPU preset's reconstruction recipe (see its comment in config.py); the rest is cpu32's.
     assert (cpu.train.kl_weight, cpu.train.reconstruction_weight, cpu.train.reconstruction_loss,
             cpu.train.reconstruction_positive_weight, cpu.train.kl_warmup_steps) == (1.0, 1.0, "cross_entropy", 3.0, 0)
     assert dataclasses.replace(cpu.train, kl_weight=5.0, reconstruction_weight=1e-4, reconstruction_loss="squared",
-                               reconstruction_positive_weight=1.0, ema_decay=0.999) == config_lib.CPU32.train
-    assert cpu.train.ema_decay == 0.0
+                               reconstruction_positive_weight=1.0) == config_lib.CPU32.train
     assert (paper.train.reconstruction_loss, paper.train.reconstruction_positive_weight,
             paper.train.kl_warmup_steps) == ("squared", 1.0, 0)
