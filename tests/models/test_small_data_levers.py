@@ -1,6 +1,5 @@
 """The 3D-GAN's small-data levers: G's weight average, R1 and differentiable augmentation."""
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -10,19 +9,10 @@ from tf3dgan import export
 from tf3dgan.models import GAN3D, Discriminator, Generator
 from tf3dgan.models import differentiable_augmentation as augmentation
 from tf3dgan.models import weight_average
-from tf3dgan.models.gan import build_gan
+
+from test_gan import _real_batch, _smoke_gan  # the 3D-GAN tests' smoke model and batch
 
 OPERATIONS = ("translate", "flip", "cutout")
-
-
-def _gan(**overrides):
-    keras.utils.set_random_seed(0)
-    cfg = config_lib.SMOKE.replace(**overrides)
-    return build_gan(cfg.model, cfg.train)
-
-
-def _real(batch_size=4, resolution=16, seed=0):
-    return (np.random.default_rng(seed).random((batch_size,) + (resolution,) * 3) > 0.7).astype("float32")
 
 
 def _fit(gan, batch, steps):
@@ -34,8 +24,8 @@ def _fit(gan, batch, steps):
 
 
 def test_the_average_is_the_hand_computed_ema_of_every_generator_weight():
-    gan = _gan(ema_decay=0.5)
-    batch = _real()
+    gan = _smoke_gan(ema_decay=0.5)
+    batch = _real_batch()
     snapshots = [[np.array(v.numpy()) for v in gan.generator.weights]]
     for _ in range(3):  # one step at a time, to see G's weights after each
         _fit(gan, batch, 1)
@@ -58,8 +48,8 @@ def test_warmed_up_decay_follows_its_formula():
 
 
 def test_samples_and_the_export_use_the_average_and_the_raw_generator_stays(tmp_path):
-    gan = _gan(ema_decay=0.9)
-    _fit(gan, _real(), 2)
+    gan = _smoke_gan(ema_decay=0.9)
+    _fit(gan, _real_batch(), 2)
     assert gan.sampling_generator is gan.generator_ema
     z = gan.sample_latent(3, seed=1)
     card = export.model_card(config_lib.SMOKE.replace(ema_decay=0.9), steps_trained=2, data_description="test")
@@ -67,7 +57,7 @@ def test_samples_and_the_export_use_the_average_and_the_raw_generator_stays(tmp_
     served = tf.saved_model.load(str(version)).signatures["serving_default"](z=z)["voxels"].numpy()
     np.testing.assert_allclose(served, gan.generator_ema(z, training=False), rtol=1e-5, atol=1e-6)
     assert not np.allclose(served, gan.generator(z, training=False), atol=1e-4)
-    without = _gan()
+    without = _smoke_gan()
     assert without.generator_ema is None and without.sampling_generator is without.generator
 
 
@@ -84,9 +74,9 @@ def test_ema_decay_out_of_range_is_refused():
 def test_r1_adds_gamma_over_two_times_the_squared_input_gradient_norm_to_d_loss():
     # Without BatchNorm each logit depends on its own grid: the penalty is per example.
     common = dict(discriminator_normalization="none", d_accuracy_threshold=1.0, mode_seeking_weight=0.0)
-    real = _real()
-    plain = _gan(**common)
-    penalized = _gan(r1_weight=4.0, **common)
+    real = _real_batch()
+    plain = _smoke_gan(**common)
+    penalized = _smoke_gan(r1_weight=4.0, **common)
     expected_penalty = []
     for index in range(len(real)):  # each grid's own gradient, computed one at a time
         grid = tf.constant(real[index:index + 1])
@@ -127,7 +117,7 @@ def _numpy_translate(grid, shift):
 
 
 def test_translation_moves_each_grid_by_an_integer_shift_with_zeros_shifted_in():
-    grids = _real(batch_size=6, seed=1)
+    grids = _real_batch(batch_size=6, seed=1)
     shifted = _augment(grids, ("translate",))
     for grid, result in zip(grids, shifted):
         limit = 16 // 8
@@ -159,8 +149,8 @@ def test_cutout_zeroes_one_cube_of_a_quarter_edge():
 def test_reals_and_fakes_are_augmented_from_one_distribution():
     # The draws do not depend on the grids: one seed applies one transform to any grids,
     # and every example's transform is drawn alike (per-example statistics match).
-    grids = _real(batch_size=4, seed=2)
-    others = _real(batch_size=4, seed=3)
+    grids = _real_batch(batch_size=4, seed=2)
+    others = _real_batch(batch_size=4, seed=3)
     marker = np.zeros((4000, 16, 16, 16), np.float32)
     marker[:, 7, 7, 7] = 1.0
     moved = _augment(marker, ("translate",), seed=(1, 1))
@@ -175,7 +165,7 @@ def test_reals_and_fakes_are_augmented_from_one_distribution():
 
 
 def test_a_replica_gets_its_slice_of_the_global_batch_draws():
-    grids = _real(batch_size=8, seed=4)
+    grids = _real_batch(batch_size=8, seed=4)
     whole = _augment(grids)
     halves = np.concatenate([_augment(grids[:4], start=0, global_batch=8),
                              _augment(grids[4:], start=4, global_batch=8)])
@@ -201,9 +191,9 @@ def test_unknown_augmentations_are_refused():
 
 
 def test_augmentation_trains_d_on_augmented_grids_and_never_enters_sampling(tmp_path):
-    gan = _gan(diff_augment="translate,flip,cutout")
-    plain = _gan()
-    real = _real()
+    gan = _smoke_gan(diff_augment="translate,flip,cutout")
+    plain = _smoke_gan()
+    real = _real_batch()
     augmented_history = _fit(gan, real, 1)
     plain_history = _fit(plain, real, 1)
     assert augmented_history["d_loss"] != plain_history["d_loss"]  # D saw other grids
@@ -219,9 +209,9 @@ def test_augmentation_trains_d_on_augmented_grids_and_never_enters_sampling(tmp_
 
 def test_lazy_r1_weighs_the_penalty_by_its_interval_on_its_steps_only():
     common = dict(discriminator_normalization="none", d_accuracy_threshold=1.0, mode_seeking_weight=0.0)
-    real = _real()
-    every, lazy = _gan(r1_weight=2.0, **common), _gan(r1_weight=2.0, r1_interval=3, **common)
-    plain = _gan(**common)
+    real = _real_batch()
+    every, lazy = _smoke_gan(r1_weight=2.0, **common), _smoke_gan(r1_weight=2.0, r1_interval=3, **common)
+    plain = _smoke_gan(**common)
     # Same weights and noise: the first step (step 0) penalizes, three times as much.
     first = [_fit(model, real, 1)["d_loss"][0] for model in (plain, every, lazy)]
     assert first[2] - first[0] == pytest.approx(3 * (first[1] - first[0]), rel=1e-3)

@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from tf3dgan.config import DIFF_AUGMENT_OPERATIONS, parse_diff_augment
+from tf3dgan.config import DIFF_AUGMENT_OPERATIONS
 
 OPERATIONS = DIFF_AUGMENT_OPERATIONS
-parse_operations = parse_diff_augment
 
 
 def _translate(grids, shifts):
@@ -69,7 +68,8 @@ def augment(grids, operations: tuple[str, ...], seed, replica_start, global_batc
 
     Args:
         grids: float [local batch, R, R, R].
-        operations: A tuple from `parse_operations`; () returns `grids` unchanged.
+        operations: A tuple from `tf3dgan.config.parse_diff_augment`; () returns `grids`
+            unchanged.
         seed: int64 [2], the stateless seed of this batch's draws.
         replica_start: Index of this replica's first example in the global batch.
         global_batch: The global batch size (the draws are made for all of it).

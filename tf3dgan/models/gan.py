@@ -8,7 +8,7 @@ import keras
 import tensorflow as tf
 
 from tf3dgan import grid_rotation, losses, priors
-from tf3dgan.config import ADVERSARIAL_LOSSES
+from tf3dgan.config import ADVERSARIAL_LOSSES, parse_diff_augment
 from tf3dgan.models import differentiable_augmentation, weight_average
 from tf3dgan.models.discriminator import Discriminator
 from tf3dgan.models.fused_adam import FusedAdam
@@ -205,9 +205,8 @@ class GAN3D(keras.Model):
             raise ValueError(f"r1_interval must be a positive integer (1 penalizes every step), received "
                              f"{r1_interval!r}.")
         self.r1_interval = r1_interval
-        if isinstance(diff_augment, str):
-            diff_augment = differentiable_augmentation.parse_operations(diff_augment)
-        self.diff_augment = differentiable_augmentation.parse_operations(",".join(diff_augment))
+        self.diff_augment = parse_diff_augment(
+            diff_augment if isinstance(diff_augment, str) else ",".join(diff_augment))
 
         # "only_first_replica": every replica computes the same value (from
         # all-reduced counts), so the first replica's write is the true one.
